@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import run_pretraining  # noqa: E402
+from voc2vec.errors import UserError  # noqa: E402
 from voc2vec.pretraining.monitoring import NonFiniteLossError  # noqa: E402
 
 # Small and quick: 6 s of audio per micro-batch, no trackers unless a test asks.
@@ -43,8 +44,11 @@ def test_yaml_then_flags(tmp_path):
     assert model_args.mask_time_prob == 0.65 and data_args.max_crop_seconds == 10.0
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"learning_rat": 1.0}))
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError) as caught:
         run_pretraining.parse_arguments([str(bad)])
+    # The message names the misspelt key, the file that holds it and the argument it resembles.
+    assert "learning_rat" in str(caught.value) and str(bad) in str(caught.value)
+    assert "did you mean learning_rate" in str(caught.value)
 
 
 def test_auto_mixed_precision_under_accelerate_launch(monkeypatch):

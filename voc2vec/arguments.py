@@ -7,6 +7,7 @@ epochs, AdamW, learning rate warmed up to 1e-4 over 500 steps then decayed linea
 validation UAR).
 """
 
+import difflib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 from transformers.training_args import OptimizerNames
+
+from voc2vec.errors import UserError
 
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 PAPER_PROTOCOL = "voc2vec-paper"
@@ -205,29 +208,94 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
 
     A config file may hold a `grid:` section (model x dataset grids of `run_cv.py`); it is returned as the last
     element (None when absent) rather than parsed into a dataclass.
+
+    Every mistake is a `UserError` that names the file or flag: an unknown key or flag, a YAML/JSON syntax error
+    (with its line), a value a dataclass's `__post_init__` refuses. argparse's own type errors ("invalid int
+    value") print argparse's usage line and exit 2, as in every Hugging Face example.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(dataclass_types)
+    source = argv[0] if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES) else "command line"
+    parser = ArgumentParser(dataclass_types, source=source)
     grid = None
-    if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES):
+    if source != "command line":
         config = read_config_file(argv[0])
         grid = config.pop("grid", None)
         # A misspelt key would otherwise surface as an unused "--flag" far from the file that holds it.
-        unknown = sorted(set(config) - {action.dest for action in parser._actions})
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(config) - known)
         if unknown:
-            raise SystemExit(f"error: {argv[0]}: unknown keys {', '.join(unknown)} (see --help for the arguments).")
+            raise UserError(
+                f"unknown key(s) {', '.join(unknown)}", where=argv[0],
+                fix=f"correct the spelling ({suggestions(unknown, known)}) or see --help for the arguments",
+            )
+        check_config_value_shapes(config, parser, argv[0])
         argv = config_to_flags(config) + argv[1:]
-    return (*parser.parse_args_into_dataclasses(args=argv), grid)
+    try:
+        *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as error:  # raised by a dataclass's __post_init__ (ours or TrainingArguments')
+        raise UserError(str(error).strip().splitlines()[0], where=source, fix="change that setting") from error
+    if remaining:
+        known = {action.dest for action in parser._actions}
+        flags = [item for item in remaining if item.startswith("-")] or remaining
+        raise UserError(
+            f"unknown argument(s) {' '.join(flags)}", where=source,
+            fix=f"correct the spelling ({suggestions([flag.lstrip('-') for flag in flags], known)}) or see --help",
+        )
+    return (*parsed, grid)
+
+
+class ArgumentParser(HfArgumentParser):
+    """`HfArgumentParser` whose errors ("invalid int value: 'x'") are a one-line `UserError` naming the source,
+    instead of argparse's page-long usage text."""
+
+    def __init__(self, dataclass_types, source: str = "command line", **kwargs):
+        self.source = source
+        super().__init__(dataclass_types, **kwargs)
+
+    def error(self, message: str):
+        raise UserError(message, where=self.source, fix="see --help for the accepted values")
+
+
+def check_config_value_shapes(config: dict, parser: HfArgumentParser, path: str) -> None:
+    """A list in a config file where the argument takes one value (`num_folds: [5, 10]`) would become extra
+    command-line words; name the key instead."""
+    scalar_options = {action.dest for action in parser._actions if action.nargs in (None, "?")}
+    for key, value in config.items():
+        if key in scalar_options and isinstance(value, (list, tuple)):
+            raise UserError(f"{key}: a list ({value!r}) where one value belongs", where=path,
+                            fix=f"give one value, e.g. '{key}: {value[0] if value else ...}'")
+
+
+def suggestions(names: list[str], known: set[str]) -> str:
+    """'did you mean --num_folds?' for each misspelt name that resembles a real argument."""
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name.split("=")[0], sorted(known), n=1)
+        hints.append(f"{name}: did you mean {close[0]}?" if close else f"{name}: no such argument")
+    return "; ".join(hints)
 
 
 def read_config_file(path: str | Path) -> dict:
+    """A YAML or JSON mapping; a missing file, a syntax error (with its line) or a non-mapping is a `UserError`."""
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"error: config file {path} does not exist.")
+        raise UserError("config file does not exist", where=path, fix="check the path")
     text = path.read_text()
-    config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}", where=path,
+                        fix="correct the syntax on that line") from error
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"invalid YAML{line}: {problem}", where=path, fix="correct the syntax on that line") from error
     if not isinstance(config, dict):
-        raise SystemExit(f"error: {path} must hold a mapping of argument names to values.")
+        raise UserError("must hold a mapping of argument names to values", where=path,
+                        fix="write one 'name: value' line per argument")
     return config
 
 
