@@ -1,13 +1,20 @@
-"""Clips of a decoded corpus as model inputs, and batches padded to their longest clip.
+"""Clips of a decoded corpus as model inputs, and batches in which no clip depends on its batch mates.
 
 `AudioClips` reads the memory-mapped `audio` column written once by `voc2vec.cache.decode_corpus`, so no epoch
 ever opens the original files. Training takes a random window of `max_duration` seconds from longer clips (a
 new window every epoch: cheap augmentation); evaluation takes the start, so scores are deterministic.
 
-`AudioCollator` pads each batch only to its own longest clip (not every clip to a fixed length, which the seed
-did with 7 s), normalizes like the model's feature extractor, and passes an attention mask only to models that
-were trained with one (`feature_extractor.return_attention_mask`): wav2vec 2.0 base and HuBERT base were trained
-on zero-padded batches without a mask and get worse with one.
+`AudioCollator` runs the model's feature extractor on **each clip alone** (as fairseq normalizes each clip, and as
+a user calls a Hub model on one recording), and only then pads the batch to its longest clip. Padding a batch first
+and normalizing after (what `feature_extractor(list_of_clips, padding=True)` does for models without an attention
+mask) lets the zeros enter every clip's mean and variance: a 1 s clip batched with a 7 s clip came out with
+std 2.65 instead of 1. The attention mask is passed only to models trained with one
+(`feature_extractor.return_attention_mask`: wav2vec 2.0 base and HuBERT base were trained on zero-padded batches
+without a mask and get worse with one); the heads of voc2vec get each clip's true length (`input_lengths`)
+separately, so they pool over true frames whatever the encoder is given.
+
+Spectrogram feature extractors (Whisper's log-mel, AST's filter banks) work the same way: each clip is turned
+into its features alone, and features of equal shape are stacked.
 """
 
 from __future__ import annotations
@@ -26,17 +33,19 @@ class AudioClips(torch.utils.data.Dataset):
 
     Args:
         decoded: a dataset with an `audio` column (from `decode_corpus`).
-        targets: one label per row of `decoded` (class ids, or a `(rows, targets)` float array).
+        targets: one label per row of `decoded` (class ids, or a `(rows, targets)` float array); None for
+            unlabelled clips (inference).
         indices: the rows this split uses.
         max_samples: crop clips to this many samples (None: whole clips).
         random_crop: a random window (training) instead of the start (evaluation).
-        pad_to_max: zero-pad short clips to `max_samples` too (the seed's fixed-length batches).
+        pad_to_max: zero-pad short clips to `max_samples` too (the seed's fixed-length clips, padded *before*
+            normalization as the seed did).
     """
 
     def __init__(
         self,
         decoded: datasets.Dataset,
-        targets: np.ndarray,
+        targets: np.ndarray | None,
         indices: Sequence[int],
         max_samples: int | None = None,
         random_crop: bool = False,
@@ -56,28 +65,86 @@ class AudioClips(torch.utils.data.Dataset):
         row = int(self.indices[position])
         audio = self.audio[row]["audio"]
         if self.max_samples is not None and len(audio) > self.max_samples:
-            # torch's generator, which Trainer seeds: the same seed gives the same windows.
+            # torch's generator, which Trainer seeds: the same seed gives the same windows. randint's upper bound
+            # is exclusive, so `+ 1` lets the window end at the clip's last sample.
             start = int(torch.randint(0, len(audio) - self.max_samples + 1, ())) if self.random_crop else 0
             audio = audio[start : start + self.max_samples]
         if self.pad_to_max:
             audio = crop_or_pad(audio, self.max_samples)
-        return {"input_values": audio, "labels": self.targets[row]}
+        item = {"input_values": audio}
+        if self.targets is not None:
+            item["labels"] = self.targets[row]
+        return item
+
+    def lengths(self) -> np.ndarray:
+        """Samples of each item as `__getitem__` returns it at evaluation (start crop, optional padding)."""
+        lengths = np.asarray([len(self.audio[int(row)]["audio"]) for row in self.indices], dtype=np.int64)
+        if self.max_samples is not None:
+            lengths = np.full_like(lengths, self.max_samples) if self.pad_to_max else np.minimum(lengths, self.max_samples)
+        return lengths
+
+
+def featurize_clip(feature_extractor, audio: np.ndarray) -> tuple[str, np.ndarray]:
+    """The model's input for one clip, computed alone: `("input_values", waveform)` for waveform models
+    (normalized on this clip's own statistics), `("input_features", spectrogram)` for Whisper-like models."""
+    features = feature_extractor(
+        np.asarray(audio, dtype=np.float32), sampling_rate=feature_extractor.sampling_rate, return_tensors="np"
+    )
+    name = feature_extractor.model_input_names[0]
+    return name, np.asarray(features[name][0], dtype=np.float32)
+
+
+def uses_attention_mask(feature_extractor) -> bool:
+    """Whether the model was trained with attention masks (its feature extractor returns them)."""
+    return bool(getattr(feature_extractor, "return_attention_mask", False))
 
 
 class AudioCollator:
-    """Pad a list of `AudioClips` items to the longest clip and normalize with the model's feature extractor."""
+    """Featurize each clip alone, then pad the batch to its longest clip (see the module docstring).
 
-    def __init__(self, feature_extractor):
+    Args:
+        feature_extractor: the model's feature extractor.
+        pass_attention_mask: give the model an `attention_mask` (default: only if its feature extractor returns
+            one, i.e. the model was trained with masks).
+        return_input_lengths: add `input_lengths` (true samples per clip) for heads that pool over true frames
+            (`voc2vec.heads.AudioModelWithLSTMHead`); the plain transformers heads do not take it.
+    """
+
+    def __init__(self, feature_extractor, pass_attention_mask: bool | None = None, return_input_lengths: bool = False):
         self.feature_extractor = feature_extractor
+        self.pass_attention_mask = uses_attention_mask(feature_extractor) if pass_attention_mask is None else pass_attention_mask
+        self.return_input_lengths = return_input_lengths
+        self.padding_value = float(getattr(feature_extractor, "padding_value", 0.0))
+        # Audio actually seen vs padding added, summed until `reset_padding_counts`: training logs the padded share.
+        self.true_samples = 0
+        self.padded_samples = 0
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        batch = self.feature_extractor(
-            [item["input_values"] for item in items],
-            sampling_rate=self.feature_extractor.sampling_rate,
-            padding="longest",
-            return_attention_mask=bool(getattr(self.feature_extractor, "return_attention_mask", False)),
-            return_tensors="pt",
-        )
-        labels = np.stack([np.asarray(item["labels"]) for item in items])
-        batch["labels"] = torch.from_numpy(labels.astype(np.float32) if labels.dtype.kind == "f" else labels.astype(np.int64))
-        return dict(batch)
+        featurized = [featurize_clip(self.feature_extractor, item["input_values"]) for item in items]
+        name = featurized[0][0]
+        arrays = [array for _, array in featurized]
+        lengths = np.asarray([array.shape[-1] for array in arrays], dtype=np.int64)
+        longest = int(lengths.max())
+        padded = np.full((len(arrays), *arrays[0].shape[:-1], longest), self.padding_value, dtype=np.float32)
+        for index, array in enumerate(arrays):
+            padded[index, ..., : array.shape[-1]] = array
+        batch = {name: torch.from_numpy(padded)}
+        if name == "input_values":
+            self.true_samples += int(lengths.sum())
+            self.padded_samples += int(longest * len(lengths) - lengths.sum())
+            if self.pass_attention_mask:
+                batch["attention_mask"] = torch.from_numpy((np.arange(longest)[None, :] < lengths[:, None]).astype(np.int64))
+            if self.return_input_lengths:
+                batch["input_lengths"] = torch.from_numpy(lengths)
+        if "labels" in items[0]:
+            labels = np.stack([np.asarray(item["labels"]) for item in items])
+            batch["labels"] = torch.from_numpy(labels.astype(np.float32) if labels.dtype.kind == "f" else labels.astype(np.int64))
+        return batch
+
+    @property
+    def padded_share(self) -> float:
+        total = self.true_samples + self.padded_samples
+        return self.padded_samples / total if total else 0.0
+
+    def reset_padding_counts(self) -> None:
+        self.true_samples = self.padded_samples = 0

@@ -131,12 +131,20 @@ class AudioModelWithLSTMHead(PreTrainedModel):
         for parameter in self.encoder.parameters():
             parameter.requires_grad = False
 
-    def frame_lengths(self, attention_mask: torch.Tensor | None, batch_size: int, num_frames: int) -> torch.Tensor:
-        """Number of valid encoder frames per clip: the conv feature encoder's output length of each unpadded input."""
-        if attention_mask is None:
+    def frame_lengths(
+        self, input_lengths: torch.Tensor | None, attention_mask: torch.Tensor | None, batch_size: int, num_frames: int
+    ) -> torch.Tensor:
+        """Valid encoder frames per clip: the conv feature encoder's output length of each clip's true length.
+
+        The true length comes from `input_lengths` (samples, given by `voc2vec.collate.AudioCollator` whatever the
+        encoder gets), else from the attention mask; without either, every frame counts (a clip scored alone).
+        Group-norm encoders get no attention mask, so the mask alone would count padded frames as valid.
+        """
+        if input_lengths is None and attention_mask is not None:
+            input_lengths = attention_mask.sum(dim=-1)
+        if input_lengths is None:
             return torch.full((batch_size,), num_frames, dtype=torch.long)
-        input_lengths = attention_mask.sum(dim=-1).cpu()
-        lengths = self.encoder._get_feat_extract_output_lengths(input_lengths).to(torch.long)
+        lengths = self.encoder._get_feat_extract_output_lengths(input_lengths.cpu()).to(torch.long)
         return lengths.clamp(min=1, max=num_frames)
 
     def run_lstm(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -175,6 +183,7 @@ class AudioModelWithLSTMHead(PreTrainedModel):
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        input_lengths: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -184,7 +193,9 @@ class AudioModelWithLSTMHead(PreTrainedModel):
         r"""
         Args:
             input_values: raw 16 kHz waveforms, `(batch, samples)`, zero-padded to the longest clip.
-            attention_mask: 1 for real samples, 0 for padding; padded frames are excluded from LSTM and pooling.
+            attention_mask: 1 for real samples, 0 for padding, for encoders trained with masks.
+            input_lengths: true samples per clip; padded frames are excluded from LSTM and pooling (falls back to
+                the attention mask, then to all frames).
             labels: class ids `(batch,)` for classification, or float targets `(batch, num_labels)` for regression.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -196,7 +207,7 @@ class AudioModelWithLSTMHead(PreTrainedModel):
             return_dict=True,
         )
         frames = encoder_outputs.last_hidden_state
-        lengths = self.frame_lengths(attention_mask, frames.shape[0], frames.shape[1])
+        lengths = self.frame_lengths(input_lengths, attention_mask, frames.shape[0], frames.shape[1])
         if self.lstm is not None:
             frames = self.run_lstm(frames, lengths)
         logits = self.output(self.dropout(self.pool(frames, lengths)))
