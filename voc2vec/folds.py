@@ -16,6 +16,7 @@ Inputs are checked before any training (`check_fold_inputs`), with errors that s
 """
 
 import logging
+import random
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -262,11 +263,12 @@ def inner_validation_split(
 def paper_folds(num_rows: int, num_folds: int = 10, seed: int = 42) -> np.ndarray:
     """The voc2vec seed repo's folds: a seeded shuffle of the rows, cut into consecutive folds.
 
-    The shuffle is `np.random.RandomState(seed).permutation(num_rows)`, which is exactly what
-    `np.random.seed(seed); np.random.permutation(num_rows)` and pandas' `df.sample(frac=1, random_state=seed)`
-    produce. Folds 0 .. num_folds - 2 take `num_rows // num_folds` consecutive shuffled rows each; the last fold
-    takes the remainder. Not stratified and not grouped by speaker: in the seed protocol the test fold also picks
-    the best checkpoint, so these numbers are optimistic and only meant for comparison with the paper.
+    The seed script shuffles with Python's own generator, `random.seed(seed); idx = list(range(n));
+    random.shuffle(idx)`, over the rows of its CSV in file order; fold k is `idx[k*(n//10):(k+1)*(n//10)]` and the
+    last fold takes the remainder. `random.Random(seed).shuffle` is that same generator and algorithm (numpy's
+    `RandomState(seed).permutation` would give other folds). Not stratified and not grouped by speaker: in the
+    seed protocol the test fold also picks the best checkpoint, so these numbers are optimistic and only meant for
+    comparison with the paper.
 
     Returns:
         `np.ndarray` of shape `(num_rows,)` with the test fold of each row (in the CSV's original row order).
@@ -275,7 +277,8 @@ def paper_folds(num_rows: int, num_folds: int = 10, seed: int = 42) -> np.ndarra
         raise ValueError(f"num_folds must be at least 2, got {num_folds}.")
     if num_rows < num_folds:
         raise ValueError(f"Cannot cut {num_rows} rows into {num_folds} non-empty folds; lower --num_folds.")
-    shuffled_rows = np.random.RandomState(seed).permutation(num_rows)
+    shuffled_rows = list(range(num_rows))
+    random.Random(seed).shuffle(shuffled_rows)
     fold_size = num_rows // num_folds
     folds = np.empty(num_rows, dtype=np.int64)
     for fold in range(num_folds):
