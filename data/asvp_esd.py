@@ -85,6 +85,11 @@ class AsvpEsd(VocalizationBuilder):
             "actor_folder": datasets.Value("string"),
         }
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        # Audio/ or Bonus/ alone are common names; with actor_<N> folders inside they are ASVP-ESD's.
+        return any(any((folder / name).glob("actor_*")) for name in SUBFOLDER.values() if (folder / name).is_dir())
+
     def find_root(self, data_dir: Path) -> Path:
         return self.find_named_folder(data_dir, SUBFOLDER[self.config.name])
 

@@ -72,6 +72,7 @@ VOCALIZATION_CLASSES = {
     "/m/07ppn3j": "Sniff",
 }
 SEGMENT_CSV_SUFFIX = "segments.csv"
+OFFICIAL_SEGMENT_CSVS = ("balanced_train_segments.csv", "unbalanced_train_segments.csv", "eval_segments.csv")
 YTID_LENGTH = 11
 YTID = re.compile(r"[A-Za-z0-9_-]{11}")
 TIME_SUFFIX = re.compile(r"(?:_(\d+(?:\.\d+)?)){0,2}")
@@ -156,6 +157,10 @@ class AudioSetVocalization(VocalizationBuilder):
             "positive_labels": datasets.Value("string"),
             "start_seconds": datasets.Value("float32"),
         }
+
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return any((folder / name).is_file() for name in OFFICIAL_SEGMENT_CSVS)
 
     def find_root(self, data_dir: Path) -> Path:
         self.csv_paths = sorted(path for path in data_dir.rglob(f"*{SEGMENT_CSV_SUFFIX}") if not path.name.startswith("._"))

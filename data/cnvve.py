@@ -42,8 +42,12 @@ class Cnvve(VocalizationBuilder):
         <participant>/*.wav          raw set: speaker = the participant folder
     """
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return len(class_folders(folder)) == len(CLASS_NAMES)
+
     def find_root(self, data_dir: Path) -> Path:
-        root = find_corpus_root(data_dir, lambda folder: len(class_folders(folder)) == len(CLASS_NAMES))
+        root = find_corpus_root(data_dir, self.holds_corpus)
         if root is None:
             raise self.layout_error(f"no folder at or below '{data_dir}' holds all six class folders {CLASS_NAMES}.")
         return root

@@ -75,6 +75,10 @@ class Demo(VocalizationBuilder):
         self.generate_audio()
         return super().download_and_prepare(*args, **kwargs)
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return all((folder / name).is_dir() for name in synth.CLASS_NAMES)
+
     def find_root(self, data_dir: Path | None) -> Path:
         return self.generate_audio()
 

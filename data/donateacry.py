@@ -41,9 +41,13 @@ class DonateACry(VocalizationBuilder):
             "reason_code": datasets.Value("string"),
         }
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return all((folder / name).is_dir() for name in CLASS_NAMES)
+
     def find_root(self, data_dir: Path) -> Path:
         # The clone, the cleaned folder itself, or either inside a wrapper folder (Kaggle mirrors add one).
-        root = find_corpus_root(data_dir, lambda folder: all((folder / name).is_dir() for name in CLASS_NAMES))
+        root = find_corpus_root(data_dir, self.holds_corpus)
         if root is None:
             raise self.layout_error(f"no folder at or below '{data_dir}' holds {CLEANED_FOLDER}/ or the class folders {CLASS_NAMES}.")
         return root

@@ -5,11 +5,13 @@ searching baby cry / laugh / babble tags). License: per file, the Creative Commo
 chose (CC0, CC BY or CC BY-NC); keep Freesound's attribution with the files.
 
 Quirks handled here:
-- The layout is unconfirmed, so every audio file below data_dir is read recursively (wav, flac, mp3, ogg,
-  aiff; containers libsndfile cannot read are reported as skipped).
+- The folder layout is unconfirmed, so every audio file below data_dir is read recursively (wav, flac, mp3,
+  ogg, aiff; containers libsndfile cannot read are reported as skipped).
 - Freesound's download names are `<id>__<user>__<title>.<ext>`: split on the first two '__' (titles may hold
   more), speaker = the uploader (one user's recordings are usually the same baby or session), and the
   numeric sound id and title are kept. Other names are kept with an empty speaker and id.
+- Those names are how the corpus is recognized: a folder in which fewer than half of the audio files are
+  named so (another corpus, e.g. Donate A Cry's `<UUID>-<epoch>-...` files) is refused.
 - Recordings are long (58 s on average): the Voc125 mixture cuts them into segments of at most 10 s.
 """
 
@@ -17,9 +19,15 @@ from pathlib import Path
 
 import datasets
 
-from voc2vec.builder import VocalizationBuilder, VocalizationConfig
+from voc2vec.builder import VocalizationBuilder, VocalizationConfig, find_audio_files
 
 NAME_SEPARATOR = "__"
+
+
+def freesound_fields(stem: str) -> tuple[str, str, str] | None:
+    """(sound id, user, title) of a Freesound download name, None for any other name."""
+    fields = [field.strip() for field in stem.split(NAME_SEPARATOR, 2)]
+    return tuple(fields) if len(fields) == 3 and fields[0].isdigit() else None
 
 
 class FreesoundBabies(VocalizationBuilder):
@@ -36,9 +44,19 @@ class FreesoundBabies(VocalizationBuilder):
     def extra_features(self):
         return {"freesound_id": datasets.Value("string"), "title": datasets.Value("string")}
 
+    def split_files(self, root: Path) -> dict[str, list[Path]]:
+        files = find_audio_files(root)
+        others = [path for path in files if freesound_fields(path.stem) is None]
+        if len(others) * 2 > len(files):
+            raise self.layout_error(
+                f"{len(others)} of the {len(files)} audio files at or below '{root}' are not named like Freesound downloads "
+                f"(<id>__<user>__<title>.<ext>), e.g. '{others[0].relative_to(root)}': this is not a folder of Freesound downloads."
+            )
+        return {"train": files}
+
     def parse(self, path: Path, split: str) -> dict:
-        fields = [field.strip() for field in path.stem.split(NAME_SEPARATOR, 2)]
-        if len(fields) == 3 and fields[0].isdigit():
+        fields = freesound_fields(path.stem)
+        if fields is not None:
             sound_id, user, title = fields
             return {"speaker": user, "freesound_id": sound_id, "title": title}
         return {"speaker": "", "freesound_id": "", "title": path.stem}

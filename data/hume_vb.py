@@ -70,8 +70,12 @@ class HumeVb(VocalizationBuilder):
         strings = {name: datasets.Value("string") for name in ("file_id", "voc_type", "country")}
         return {**floats, **strings}
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / "labels" / "data_info.csv").is_file() and (folder / "audio").is_dir()
+
     def find_root(self, data_dir: Path) -> Path:
-        root = find_corpus_root(data_dir, lambda folder: (folder / "labels" / "data_info.csv").is_file() and (folder / "audio").is_dir())
+        root = find_corpus_root(data_dir, self.holds_corpus)
         if root is None:
             raise self.layout_error(f"no folder at or below '{data_dir}' holds labels/data_info.csv and audio/.")
         return root

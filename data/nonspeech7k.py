@@ -64,8 +64,12 @@ class NonSpeech7k(VocalizationBuilder):
     def extra_features(self):
         return {"augmentation": datasets.Value("string")}
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return any((folder / split).is_dir() for split in SPLITS) and bool(metadata_csvs(folder))
+
     def find_root(self, data_dir: Path) -> Path:
-        root = find_corpus_root(data_dir, lambda folder: any((folder / split).is_dir() for split in SPLITS) and bool(metadata_csvs(folder)))
+        root = find_corpus_root(data_dir, self.holds_corpus)
         if root is None:
             raise self.layout_error(f"no folder at or below '{data_dir}' holds train/ or test/ next to the 'metadata of ... set.csv' files.")
         return root

@@ -49,6 +49,11 @@ class NonverbalVocalization(VocalizationBuilder):
     def extra_features(self):
         return {name: datasets.Value("string") for name in NAME_FIELDS[1:]}
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        # Stricter than find_root (any one class folder): 'crying' or 'laughing' alone is found in other corpora.
+        return sum((folder / name).is_dir() for name in CLASS_NAMES) >= len(CLASS_NAMES) // 2
+
     def find_root(self, data_dir: Path) -> Path:
         root = find_corpus_root(data_dir, lambda folder: any((folder / name).is_dir() for name in CLASS_NAMES))
         if root is None:

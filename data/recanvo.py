@@ -35,8 +35,12 @@ class ReCANVo(VocalizationBuilder):
     def label_feature(self):
         return datasets.Value("string")
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / METADATA_CSV).is_file()
+
     def find_root(self, data_dir: Path) -> Path:
-        root = find_corpus_root(data_dir, lambda folder: (folder / METADATA_CSV).is_file())
+        root = find_corpus_root(data_dir, self.holds_corpus)
         if root is None:
             raise self.layout_error(f"no '{METADATA_CSV}' at or below '{data_dir}'.")
         return root

@@ -5,9 +5,12 @@ check it.
 
 Quirks handled here:
 - The documented part is `monophonic/chinese/<fem_XX|mal_XX>/<pos_N|neg_N>.wav` at 44.1 kHz. Other subfolders
-  are unconfirmed, so audio is globbed recursively below data_dir.
-- Speaker = the nearest singer folder (`fem_<n>` or `mal_<n>`); its prefix gives the gender and the folder
-  above it the language. A file outside any singer folder takes its parent folder as grouping key.
+  are unconfirmed, so audio is globbed recursively below the corpus root.
+- The corpus is recognized by its singer folders (`fem_<n>`, `mal_<n>`) or its `monophonic/` folder: the root
+  is the first folder at or below data_dir holding either. A folder without them (Donate A Cry's class
+  folders, another corpus) is refused rather than read with its folders counted as singers.
+- Speaker = the nearest singer folder; its prefix gives the gender and the folder above it the language. A
+  file of the corpus outside any singer folder takes its parent folder as grouping key.
 - Songs are long (126 s on average): the Voc125 mixture cuts them into segments of at most 10 s.
 """
 
@@ -16,10 +19,11 @@ from pathlib import Path
 
 import datasets
 
-from voc2vec.builder import VocalizationBuilder, VocalizationConfig
+from voc2vec.builder import VocalizationBuilder, VocalizationConfig, find_corpus_root, subfolders
 
 SINGER_FOLDER = re.compile(r"^(fem|mal)_\w+$", re.IGNORECASE)
 GENDERS = {"fem": "female", "mal": "male"}
+MONOPHONIC_FOLDER = "monophonic"
 
 
 class SingingDatabase(VocalizationBuilder):
@@ -30,8 +34,18 @@ class SingingDatabase(VocalizationBuilder):
     LICENSE = "see the dataset's download page"
     EXPECTED_LAYOUT = """
     <data_dir>/                      the unpacked download
-      monophonic/chinese/<fem_XX|mal_XX>/<pos_N|neg_N>.wav   44.1 kHz songs (other subfolders: globbed)
+      monophonic/chinese/<fem_XX|mal_XX>/<pos_N|neg_N>.wav   44.1 kHz songs, one folder per singer (other subfolders: globbed)
     """
+
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / MONOPHONIC_FOLDER).is_dir() or any(SINGER_FOLDER.match(child.name) for child in subfolders(folder))
+
+    def find_root(self, data_dir: Path) -> Path:
+        root = find_corpus_root(data_dir, self.holds_corpus)
+        if root is None:
+            raise self.layout_error(f"no singer folder (fem_<n>, mal_<n>) and no {MONOPHONIC_FOLDER}/ folder at or below '{data_dir}'.")
+        return root
 
     def extra_features(self):
         return {"gender": datasets.Value("string"), "language": datasets.Value("string")}

@@ -43,6 +43,10 @@ class TutBabies(VocalizationBuilder):
     def label_feature(self):
         return datasets.Value("string")
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / MIXTURE_FOLDER).is_dir()
+
     def find_root(self, data_dir: Path) -> Path:
         return self.find_named_folder(data_dir, MIXTURE_FOLDER)
 

@@ -38,6 +38,10 @@ class Vivae(VocalizationBuilder):
     def extra_features(self):
         return {"intensity": datasets.Value("string"), "item": datasets.Value("string")}
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / FULL_SET).is_dir() or (folder / "core_set").is_dir()
+
     def find_root(self, data_dir: Path) -> Path:
         return self.find_named_folder(data_dir, FULL_SET, note=" (core_set/ alone is not used)")
 

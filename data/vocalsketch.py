@@ -45,8 +45,12 @@ class VocalSketch(VocalizationBuilder):
     def label_feature(self):
         return datasets.Value("string")
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / IMITATIONS).is_dir() and (folder / METADATA_CSV).is_file()
+
     def find_root(self, data_dir: Path) -> Path:
-        root = find_corpus_root(data_dir, lambda folder: (folder / IMITATIONS).is_dir() and (folder / METADATA_CSV).is_file())
+        root = find_corpus_root(data_dir, self.holds_corpus)
         if root is None:
             raise self.layout_error(f"no folder at or below '{data_dir}' holds both {IMITATIONS}/ and {METADATA_CSV}.")
         return root

@@ -39,6 +39,10 @@ class VocalSound(VocalizationBuilder):
     def extra_features(self):
         return {"gender": datasets.Value("string")}
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        return (folder / AUDIO_FOLDER).is_dir()
+
     def find_root(self, data_dir: Path) -> Path:
         return self.find_named_folder(data_dir, AUDIO_FOLDER)
 

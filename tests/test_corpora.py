@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from corpus_fixtures import write_csv, write_wav, write_wavs
+from corpus_fixtures import (
+    DONATEACRY_UUID, HUME_CULTURE, HUME_EMOTIONS, VIVAE_FULL_SET, write_asvp_esd, write_cnvve, write_csv, write_donateacry,
+    write_folder_corpus, write_hume_vb, write_nonverbal_vocalization, write_vivae, write_wavs,
+)
 from voc2vec.audio import load_audio
 from voc2vec.corpora import load_corpus
 
@@ -27,23 +30,7 @@ def by_name(dataset) -> dict[str, dict]:
 
 @pytest.fixture
 def asvp_dir(tmp_path):
-    corpus = tmp_path / "download" / "ASVP-ESD-Update"
-    write_wavs(corpus / "Audio", [
-        "actor_36/03-01-09-01-06-36-02-02-01-39.wav",           # 10 fields
-        "actor_101/03-01-05-01-32-101-02-01.wav",                # 8 fields, 3-digit actor
-        "actor_19/03-02-04-01-11-19-02-03-01-14-02-77.wav",      # 12 fields, trailing 77 = noisy
-        "actor_/03-02-03-01-05-07-02-01-01-13.wav",              # folder named just 'actor_'
-        "actor_12/03-02-13-02-05-14-03-01-01-24.wav",            # folder disagrees with field 5
-        "actor_12/03-02-17-01-05-12-02-01-01-14.wav",            # code 17: not one of the 13 classes
-    ])
-    write_wav(corpus / "Audio" / "actor_20" / "03-02-06-01-05-20-02-01-01-16-66.wav", channels=2)  # stereo, 66 = mixed
-    write_wavs(corpus / "Bonus", [
-        "actor_150/03-02-04-01-52-150-04-01-00-14 -03.wav",      # space before the last field
-        "actor_50/03-02-17-01-05-50-04-01-00-14.wav",
-        "actor_200/03-02-06-01-05-200-04-01-00-16.wav",
-        "actor_200/03-02-05-01-05-200-04-01-00-16.wav",          # 05 is not a babies code
-    ], seconds=0.3)
-    return tmp_path / "download"
+    return write_asvp_esd(tmp_path)
 
 
 def test_asvp_esd_default(asvp_dir, cache_dir):
@@ -84,9 +71,8 @@ def test_asvp_esd_babies(asvp_dir, cache_dir):
 
 def test_cnvve_cleaned_layout_has_no_speaker_and_says_so(tmp_path, cache_dir, caplog):
     names = ["confirm", "decline", "continuous", "hush", "psst", "ahem"]
-    write_wavs(tmp_path / "cnvve_cleaned", [f"{name}/{name}_{index}.wav" for name in names for index in range(2)])
     with caplog.at_level(logging.WARNING):
-        dataset = load_corpus("cnvve", data_dir=tmp_path, cache_dir=cache_dir)
+        dataset = load_corpus("cnvve", data_dir=write_cnvve(tmp_path), cache_dir=cache_dir)
     assert dataset.features["label"].names == names
     assert Counter(labels_of(dataset)) == {name: 2 for name in names}
     assert set(dataset["speaker"]) == {""}
@@ -105,19 +91,9 @@ def test_cnvve_raw_layout_takes_the_participant_folder(tmp_path, cache_dir):
 
 
 def test_donateacry_ch_files_in_discomfort(tmp_path, cache_dir):
-    root = tmp_path / "donateacry-corpus" / "donateacry_corpus_cleaned_and_updated_data"
-    uuid = "0D1AD73E-4C5E-45F3-85C4-9A3CB71E8856"
-    write_wavs(root, [
-        f"discomfort/{uuid}-1430742197-1.0-m-04-ch.wav",
-        f"discomfort/{uuid.lower()}-1430742198-1.0-m-04-dc.wav",
-        f"hungry/643D64AD-B711-469A-AF69-55C0D5D3E30F-1430138495-1.0-f-72-hu.wav",
-        "belly_pain/549a46d8-9c84-430e-ade8-97eae2bef787-1430130772-1.0-m-48-bp.wav",
-    ], sampling_rate=8000)
-    (root / "burping").mkdir()
-    (root / "tired").mkdir()
-    dataset = load_corpus("donateacry", data_dir=tmp_path, cache_dir=cache_dir)  # one wrapper folder above the clone
+    dataset = load_corpus("donateacry", data_dir=write_donateacry(tmp_path), cache_dir=cache_dir)  # one wrapper folder above the clone
     rows = by_name(dataset)
-    ch = rows[f"{uuid}-1430742197-1.0-m-04-ch.wav"]
+    ch = rows[f"{DONATEACRY_UUID}-1430742197-1.0-m-04-ch.wav"]
     assert (dataset.features["label"].int2str(ch["label"]), ch["reason_code"], ch["gender"]) == ("discomfort", "ch", "male")
     assert Counter(labels_of(dataset)) == {"discomfort": 2, "hungry": 1, "belly_pain": 1}
     assert len(set(dataset["speaker"])) == 3  # the UUID, case-normalized
@@ -139,13 +115,8 @@ def test_real_donateacry_copy(cache_dir):
 
 @pytest.mark.parametrize("layout", ["NonverbalVocalization", "Nonverbal-Vocalization-Dataset/dataset"])
 def test_nonverbal_vocalization_both_layouts(layout, tmp_path, cache_dir):
-    root = tmp_path / layout
-    write_wavs(root, ["coughing/2AV8_4_1_0_44_0_0_0.wav", "coughing/2AV8_4_2_0_44_0_0_0.wav", "laughing/K3P1_12_1_1_23_1_2_0.wav"])
-    write_wav(root / "teeth-chattering" / "ZZ01_0_1_1_30_0_1_1.wav", channels=2)
-    write_wav(root / "misc" / "ZZ01_3_1_1_30_0_1_1.wav")  # not a class folder: reported
-    # The GitHub copy's metadata JSON is ignored for labels (it says 'sneezing' here; the folder wins).
-    (root / "Nonverbal_Vocalization_metadata.json").write_text('{"2AV8_4_1_0_44_0_0_0.wav": {"label": "sneezing"}}')
-    dataset, report = load_corpus("nonverbal_vocalization", data_dir=tmp_path, cache_dir=cache_dir, return_report=True)
+    data_dir = write_nonverbal_vocalization(tmp_path, layout)
+    dataset, report = load_corpus("nonverbal_vocalization", data_dir=data_dir, cache_dir=cache_dir, return_report=True)
     assert dataset.features["label"].num_classes == 16 and dataset.features["label"].names[4] == "coughing"
     rows = by_name(dataset)
     assert Counter(labels_of(dataset)) == {"coughing": 2, "laughing": 1, "teeth-chattering": 1}
@@ -158,11 +129,8 @@ def test_nonverbal_vocalization_both_layouts(layout, tmp_path, cache_dir):
 
 
 def test_vivae_reads_full_set_only(tmp_path, cache_dir):
-    full = ["S01_achievement_low_01.wav", "S01_anger_peak_02.wav", "S11_surprise_moderate_03.wav", "S05_pain_strong_01.wav"]
-    write_wavs(tmp_path / "VIVAE" / "full_set", full, sampling_rate=44100)
-    write_wavs(tmp_path / "VIVAE" / "core_set", full[:2], sampling_rate=44100)  # duplicates: never merged
-    dataset = load_corpus("vivae", data_dir=tmp_path, cache_dir=cache_dir)
-    assert len(dataset) == 4 and all("/full_set/" in path for path in dataset["path"])
+    dataset = load_corpus("vivae", data_dir=write_vivae(tmp_path), cache_dir=cache_dir)  # core_set/ holds duplicates: never merged
+    assert len(dataset) == len(VIVAE_FULL_SET) and all("/full_set/" in path for path in dataset["path"])
     assert Counter(labels_of(dataset)) == {"achievement": 1, "anger": 1, "surprise": 1, "pain": 1}
     row = by_name(dataset)["S01_anger_peak_02.wav"]
     assert (row["speaker"], row["intensity"], row["item"]) == ("S01", "peak", "02")
@@ -171,30 +139,8 @@ def test_vivae_reads_full_set_only(tmp_path, cache_dir):
 
 # ---- HUME-VB ----------------------------------------------------------------------------------------------
 
-HUME_EMOTIONS = ["Awe", "Excitement", "Amusement", "Awkwardness", "Fear", "Horror", "Distress", "Triumph", "Sadness", "Surprise"]
-HUME_CULTURE = [f"{country}_{emotion}" for country in ["China", "United States", "South Africa", "Venezuela"] for emotion in HUME_EMOTIONS]
-HUME_IDS = {"10119": "Train", "10120": "Train", "10121": "Val", "10122": "Test"}
-
-
-def write_hume(root: Path, subject_ids: bool = True) -> None:
-    write_wavs(root / "audio" / "wav", [f"{file_id}.wav" for file_id in HUME_IDS])
-    labelled = [file_id for file_id, split in HUME_IDS.items() if split != "Test"]
-    info_header = ["File_ID", "Split", "Country"] + ["Subject_ID"] * subject_ids
-    write_csv(root / "labels" / "data_info.csv", info_header,
-              [[f"[{file_id}]", split, "China", f"sub{int(file_id) % 2}"][: len(info_header)] for file_id, split in HUME_IDS.items()])
-    write_csv(root / "labels" / "high_info.csv", ["File_ID", "Split"] + HUME_EMOTIONS,
-              [[f"[{file_id}]", HUME_IDS[file_id]] + [index / 10 for index in range(10)] for file_id in labelled])
-    write_csv(root / "labels" / "two_info.csv", ["File_ID", "Valence", "Arousal"],
-              [[f"[{file_id}]", 0.25, 0.75] for file_id in labelled])
-    shuffled = HUME_CULTURE[::-1]  # column order differs between copies: selected by name
-    write_csv(root / "labels" / "culture_info.csv", ["File_ID"] + shuffled,
-              [[f"[{file_id}]"] + [HUME_CULTURE.index(column) / 100 for column in shuffled] for file_id in labelled])
-    write_csv(root / "labels" / "type_info.csv", ["File_ID", "Voc_Type"],
-              [[f"[{file_id}]", voc_type] for file_id, voc_type in zip(labelled, ["Laugh", "Cry", "gasp"])] + [["[10122]", ""]])
-
-
 def test_hume_vb_configs_and_official_splits(tmp_path, cache_dir):
-    write_hume(tmp_path / "A-VB")
+    write_hume_vb(tmp_path / "A-VB")
     high = load_corpus("hume_vb", data_dir=tmp_path, cache_dir=cache_dir)
     assert {split: len(part) for split, part in high.items()} == {"train": 2, "validation": 1, "test": 1}
     train = by_name(high["train"])["10119.wav"]
@@ -217,7 +163,7 @@ def test_hume_vb_configs_and_official_splits(tmp_path, cache_dir):
 
 
 def test_hume_vb_without_subject_ids_warns(tmp_path, cache_dir, caplog):
-    write_hume(tmp_path, subject_ids=False)
+    write_hume_vb(tmp_path, subject_ids=False)
     with caplog.at_level(logging.WARNING):
         dataset = load_corpus("hume_vb", data_dir=tmp_path, config="two", cache_dir=cache_dir)
     assert set(dataset["train"]["speaker"]) == {""}
@@ -228,20 +174,16 @@ def test_hume_vb_without_subject_ids_warns(tmp_path, cache_dir, caplog):
 
 
 def test_folder_loader_with_odd_names_and_speaker_regex(tmp_path, cache_dir):
-    write_wavs(tmp_path / "my corpus", [
-        "laugh/spk 1#take-1.wav", "laugh/spk2#take-1.wav", "sigh/session 2/spk 1#take #3.wav", "cry/spk3#a.flac",
-    ], sampling_rate=22050)
-    write_wav(tmp_path / "my corpus" / "stray.wav")  # in no class folder: reported
-    (tmp_path / "my corpus" / "notes").mkdir()       # no audio: not a class
-    dataset, report = load_corpus("folder", data_dir=tmp_path / "my corpus", cache_dir=cache_dir, return_report=True,
+    corpus = write_folder_corpus(tmp_path)
+    dataset, report = load_corpus("folder", data_dir=corpus, cache_dir=cache_dir, return_report=True,
                                   speaker_regex=r"^(?P<speaker>[^#]+)#")
     assert dataset.features["label"].names == ["cry", "laugh", "sigh"]
     assert Counter(zip(labels_of(dataset), dataset["speaker"])) == {("laugh", "spk 1"): 1, ("laugh", "spk2"): 1, ("sigh", "spk 1"): 1, ("cry", "spk3"): 1}
     assert [Path(item.path).name for item in report.skipped] == ["stray.wav"]
 
-    plain = load_corpus("folder", data_dir=tmp_path / "my corpus", cache_dir=cache_dir, speaker_regex=r"spk ?(\d)")
+    plain = load_corpus("folder", data_dir=corpus, cache_dir=cache_dir, speaker_regex=r"spk ?(\d)")
     assert sorted(plain["speaker"]) == ["1", "1", "2", "3"]
-    no_speakers = load_corpus("folder", data_dir=tmp_path / "my corpus", cache_dir=cache_dir)
+    no_speakers = load_corpus("folder", data_dir=corpus, cache_dir=cache_dir)
     assert set(no_speakers["speaker"]) == {""}
 
 

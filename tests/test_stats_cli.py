@@ -39,4 +39,5 @@ def test_stats_on_wrong_folder_names_the_expected_layout(tmp_path):
 def test_unknown_corpus_lists_known_ones(tmp_path):
     result = run_cli("stats", "no_such_corpus", "--data_dir", str(tmp_path))
     assert result.returncode == 2
-    assert "Unknown corpus 'no_such_corpus'" in result.stderr and "donateacry" in result.stderr
+    assert result.stderr.startswith("error: unknown corpus 'no_such_corpus'") and "Fix: use one of the known corpora" in result.stderr
+    assert "donateacry" in result.stderr and "Traceback" not in result.stderr

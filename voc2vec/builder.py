@@ -3,8 +3,10 @@
 A corpus file defines one `VocalizationBuilder` subclass and says only what is particular to that corpus:
 where its root lies inside the user's `data_dir` (`find_root`), which audio files belong to which split
 (`split_files`), and how one file's name or metadata becomes its fields (`parse`). The base class does the
-rest the same way for every corpus: it checks the folder, probes every file's header (never decoding
-audio), skips and reports unreadable files and unknown label codes, and emits the common columns
+rest the same way for every corpus: it checks the folder, probes every file (`voc2vec.audio.audio_info`: the
+header, and the samples of floating-point files, which alone can hold NaN/Inf), skips and reports unreadable
+files (corrupt, empty, unsupported, no permission, broken or looping symbolic links) and unknown label codes,
+and emits the common columns
 
     path (str)  label (ClassLabel, or the corpus's float targets)  speaker (str, "" when none)
     duration (float seconds)  sampling_rate (int, the file's own rate)
@@ -31,6 +33,7 @@ from typing import Callable, Iterable, Iterator
 import datasets
 
 from voc2vec.audio import AudioDecodeError, audio_info
+from voc2vec.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +43,21 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff", "
 UNREADABLE_AUDIO_EXTENSIONS = (".3gp", ".m4a", ".mp4", ".webm", ".aac", ".amr", ".wma")
 
 
-class CorpusLayoutError(FileNotFoundError):
-    """`data_dir` is missing, empty, or holds something other than the corpus asked for."""
+class CorpusLayoutError(UserError, FileNotFoundError):
+    """`data_dir` is missing, empty, or holds something other than the corpus asked for.
+
+    A `UserError` (`what (where). Fix: how`, exit code 2 at entry points, a `ValueError`), and still the
+    `FileNotFoundError` it always was, so `except FileNotFoundError` sites keep catching it.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        return FileNotFoundError.__new__(cls)  # OSError.__new__ would read (what, where, fix) as (errno, strerror, ...)
+
+    def __str__(self) -> str:
+        return self.message()  # OSError's own __str__ would print "[Errno None] ..."
+
+    def __reduce__(self):
+        return type(self), (self.what, self.where, self.fix)
 
 
 class SkipFile(Exception):
@@ -90,13 +106,23 @@ class VocalizationConfig(datasets.BuilderConfig):
 
 
 def find_audio_files(root: Path) -> list[Path]:
-    """Every audio file below `root`, sorted, case-insensitive extensions, macOS resource forks skipped."""
+    """Every audio file below `root`, sorted, case-insensitive extensions, macOS resource forks skipped.
+
+    A symbolic link with an audio name that leads nowhere (broken, or a loop) is listed too, so that the probe
+    reports it instead of it vanishing silently. Links to folders are not followed (a link to a parent folder
+    would make the listing endless).
+    """
     extensions = AUDIO_EXTENSIONS + UNREADABLE_AUDIO_EXTENSIONS
     return sorted(
         path
         for path in root.rglob("*")
-        if path.suffix.lower() in extensions and not path.name.startswith("._") and path.is_file()
+        if path.suffix.lower() in extensions and not path.name.startswith("._") and (path.is_file() or _dead_link(path))
     )
+
+
+def _dead_link(path: Path) -> bool:
+    """A symbolic link whose target cannot be reached (missing, or a loop of links)."""
+    return path.is_symlink() and not path.exists()
 
 
 class VocalizationBuilder(datasets.GeneratorBasedBuilder):
@@ -131,6 +157,14 @@ class VocalizationBuilder(datasets.GeneratorBasedBuilder):
         `self.root` is the folder `find_root` returned, for loaders that read labels from folders below it."""
         raise NotImplementedError(f"{type(self).__name__} must implement parse(path, split)")
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        """Whether `folder` is this corpus's root as its owners distribute it, judged by what sets it apart from
+        every other corpus (its class folders, a named subfolder, a metadata file). Loaders of corpora whose
+        layout is unconfirmed (nnime) cannot recognize their own and use the other loaders' answers instead
+        (`refuse_other_corpora`). False for the generic loaders, which accept any corpus."""
+        return False
+
     def label_feature(self) -> datasets.features.FeatureType | None:
         """The `label` column: a ClassLabel of the config's class names (None: no `label` column)."""
         names = self.config.class_names
@@ -138,10 +172,34 @@ class VocalizationBuilder(datasets.GeneratorBasedBuilder):
 
     # ---- the common machinery ----------------------------------------------------------------------
 
-    def layout_error(self, problem: str) -> CorpusLayoutError:
+    def layout_error(self, problem: str, where: str | None = None) -> CorpusLayoutError:
+        """The corpus is not where the user pointed: the problem, the folder (or option), and the layout expected."""
+        data_dir = self.config.data_dir
+        layout = textwrap.dedent(self.EXPECTED_LAYOUT).strip()
         return CorpusLayoutError(
-            f"{self.dataset_name}: {problem}\nExpected layout for '{self.dataset_name}' (config '{self.config.name}'):\n{textwrap.dedent(self.EXPECTED_LAYOUT).strip()}"
+            f"{self.dataset_name}: {problem}",
+            where=where or (f"data_dir {data_dir}" if data_dir else "data_dir"),
+            fix=f"point data_dir at the corpus as its owners distribute it. Expected layout for '{self.dataset_name}' "
+            f"(config '{self.config.name}'):\n{layout}",
         )
+
+    def refuse_other_corpora(self, data_dir: Path) -> None:
+        """For a corpus whose own layout is unconfirmed: refuse a data_dir at or below which another corpus's
+        distinctive layout lies (see `holds_corpus`), instead of reading that corpus as this one."""
+        from voc2vec.corpora import builder_class, corpus_names  # corpora imports this module
+
+        for name in corpus_names():
+            if name == self.dataset_name:
+                continue
+            other = builder_class(name)
+            if other.holds_corpus is VocalizationBuilder.holds_corpus:
+                continue
+            found = find_corpus_root(data_dir, other.holds_corpus)
+            if found is not None:
+                raise self.layout_error(
+                    f"'{data_dir}' holds another corpus, {name} (at '{found}'), not {self.dataset_name}; "
+                    f"it is read with load_corpus('{name}', ...)"
+                )
 
     def _info(self) -> datasets.DatasetInfo:
         features = {"path": datasets.Value("string")}
@@ -225,9 +283,16 @@ def find_corpus_root(data_dir: Path, is_root: Callable[[Path], bool], max_depth:
         if is_root(folder):
             return folder
         if depth < max_depth:
-            children = sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith((".", "__MACOSX")))
-            queue.extend((child, depth + 1) for child in children)
+            queue.extend((child, depth + 1) for child in subfolders(folder))
     return None
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """The folders directly inside `folder`, sorted, without hidden ones and `__MACOSX`; none if it cannot be read."""
+    try:
+        return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith((".", "__MACOSX")))
+    except OSError:  # no permission: the folder is passed over like an empty one
+        return []
 
 
 def read_csv_table(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
