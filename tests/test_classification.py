@@ -13,6 +13,9 @@ import run_classification
 import voc2vec.heads  # noqa: F401  (registers the LSTM head with the Auto classes)
 from cv_fixtures import TONE_CLASSES, fast_training_flags, write_hume_vb_corpus, write_tone_corpus
 from voc2vec.arguments import DataArguments, FineTuningTrainingArguments, ModelArguments, parse_arguments
+from voc2vec.errors import UserError
+from voc2vec.finetune import best_model_metric, training_arguments_for
+from voc2vec.tasks import CLASSIFICATION, REGRESSION, TaskCorpus
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +82,14 @@ def test_regression_with_ccc_loss_and_lstm_head(hume_vb_dir, tmp_path):
 
 def test_config_file_then_flags_override(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"dataset_name": "csv", "num_train_epochs": 5, "data_files": ["a.csv"], "output_dir": "x"}))
+    metadata = tmp_path / "a.csv"
+    metadata.write_text("path,label\n")
+    config.write_text(yaml.safe_dump({"dataset_name": "csv", "num_train_epochs": 5, "data_files": [str(metadata)], "output_dir": "x"}))
     model_args, data_args, training_args, grid = parse_arguments(
         (ModelArguments, DataArguments, FineTuningTrainingArguments), [str(config), "--num_train_epochs", "2"]
     )
-    assert training_args.num_train_epochs == 2 and data_args.data_files == ["a.csv"] and grid is None
+    assert training_args.num_train_epochs == 2 and data_args.data_files == [str(metadata)] and grid is None
+    assert training_args.explicit_fields == {"num_train_epochs", "output_dir"} and "freeze_feature_encoder" not in model_args.explicit_fields
     # the paper's defaults where the file says nothing
     assert training_args.per_device_train_batch_size == 16 and training_args.learning_rate == 1e-4
     assert training_args.warmup_steps == 500 and training_args.metric_for_best_model == "uar"
@@ -107,14 +113,12 @@ def test_unloadable_model_stops_before_training(tone_csv, tmp_path, capsys):
 
 
 def test_best_model_metric_direction_and_unknown_name():
-    from voc2vec.finetuning import CLASSIFICATION, REGRESSION, TaskCorpus, best_model_metric, training_arguments_for
-
     regression = TaskCorpus("avb", None, REGRESSION, ["Awe", "Fear"], np.zeros((4, 2)), [""] * 4)
     classification = TaskCorpus("tones", None, CLASSIFICATION, ["a", "b"], np.zeros(4, dtype=np.int64), [""] * 4)
     for metric, greater in (("mse", False), ("mean_ccc", True), ("uar", True)):
         args = training_arguments_for(FineTuningTrainingArguments(output_dir="x", metric_for_best_model=metric), Path("x"), regression)
         assert args.greater_is_better is greater, metric  # "uar" on regression becomes mean_ccc
-    with pytest.raises(ValueError, match="--metric_for_best_model"):
+    with pytest.raises(UserError, match="--metric_for_best_model"):
         best_model_metric(FineTuningTrainingArguments(output_dir="x", metric_for_best_model="mean_ccc"), classification)
 
 

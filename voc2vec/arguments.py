@@ -4,14 +4,19 @@ Both scripts take the same dataclasses, parsed by `HfArgumentParser` from flags,
 from a file followed by flags that override it (`python run_cv.py configs/cv/demo.yaml --num_folds 3`).
 `FineTuningTrainingArguments` is `TrainingArguments` with the voc2vec paper's defaults (batch 16, up to 50
 epochs, AdamW, learning rate warmed up to 1e-4 over 500 steps then decayed linearly, best epoch by
-validation UAR).
+validation UAR). Every value is checked when it is parsed (choices as `Literal`, ranges in `__post_init__`), so a
+wrong one stops the run before any audio is decoded; `explicit_fields` (set by `parse_arguments` on each
+dataclass) records which fields the user set, so a protocol can tell a user's choice from a default.
 """
 
+import dataclasses
 import difflib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
@@ -21,10 +26,13 @@ from transformers.training_args import OptimizerNames
 from voc2vec.errors import UserError
 
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
-PAPER_PROTOCOL = "voc2vec-paper"
-LEAK_FREE_PROTOCOL = "speaker-cv"
-# folds.py's error messages say `--protocol paper`: accept that spelling too.
-PROTOCOL_ALIASES = {"paper": PAPER_PROTOCOL, PAPER_PROTOCOL: PAPER_PROTOCOL, LEAK_FREE_PROTOCOL: LEAK_FREE_PROTOCOL}
+PROTOCOL_NAMES = ("auto", "speaker-cv", "voc2vec-paper", "official", "holdout", "leave-one-speaker-out", "splits-csv")
+
+
+def require(condition: bool, option: str, what: str, fix: str) -> None:
+    """Parse-time range checks: a `UserError` naming the option."""
+    if not condition:
+        raise UserError(what, where=option, fix=fix)
 
 
 @dataclass
@@ -45,7 +53,7 @@ class ModelArguments:
             "'{\"conv_dim\": [16, 16, 16, 16, 16, 16, 16]}' (a YAML mapping in a config file)."
         },
     )
-    head: str = field(
+    head: Literal["standard", "lstm"] = field(
         default="standard",
         metadata={
             "help": "'standard': mean pooling + linear layer (the transformers *ForSequenceClassification head for "
@@ -53,7 +61,9 @@ class ModelArguments:
             "(LSTM over the encoder frames, then pooling, then a linear layer)."
         },
     )
-    pooling: str = field(default="mean", metadata={"help": "LSTM head pooling over time: first, last, max or mean."})
+    pooling: Literal["first", "last", "max", "mean"] = field(
+        default="mean", metadata={"help": "voc2vec head pooling over each clip's true frames."}
+    )
     lstm_hidden_size: int = field(default=512, metadata={"help": "LSTM head: hidden size."})
     lstm_num_layers: int = field(default=2, metadata={"help": "LSTM head: number of LSTM layers."})
     freeze_feature_encoder: bool = field(
@@ -63,11 +73,22 @@ class ModelArguments:
         default=True,
         metadata={"help": "Class-balanced weighted cross-entropy (weights n / (classes * n_class) from the training part)."},
     )
-    regression_loss: str = field(default="ccc", metadata={"help": "Regression loss: 'ccc' (1 - mean CCC) or 'mse'."})
+    regression_loss: Literal["ccc", "mse"] = field(
+        default="ccc", metadata={"help": "Regression loss: 'ccc' (1 - mean CCC) or 'mse'."}
+    )
     early_stopping_patience: int = field(
         default=5, metadata={"help": "Stop after this many evaluations without improvement (0: never stop early)."}
     )
     model_cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded Hub models are stored."})
+
+    def __post_init__(self):
+        require(self.lstm_hidden_size >= 1, "--lstm_hidden_size", f"must be at least 1, got {self.lstm_hidden_size}", "pass a positive size")
+        require(self.lstm_num_layers >= 1, "--lstm_num_layers", f"must be at least 1, got {self.lstm_num_layers}",
+                "pass 1 or more (or --head standard for no LSTM)")
+        require(self.early_stopping_patience >= 0, "--early_stopping_patience",
+                f"must be 0 (never stop early) or more, got {self.early_stopping_patience}", "pass 0 or a positive number")
+        if self.config_overrides is not None and not isinstance(self.config_overrides, str):
+            self.config_overrides = json.dumps(self.config_overrides)
 
 
 @dataclass
@@ -110,10 +131,53 @@ class DataArguments:
     )
     pad_to_max_duration: bool = field(
         default=False,
-        metadata={"help": "Zero-pad every clip to max_duration (the seed's way) instead of padding each batch to its longest clip."},
+        metadata={"help": "Zero-pad every clip to max_duration before normalizing it (the seed's way)."},
     )
     random_crop: bool = field(default=True, metadata={"help": "Random training windows (False: always the start)."})
-    group_by_speaker: str = field(
+
+    def __post_init__(self):
+        require(self.min_clips_per_class >= 0, "--min_clips_per_class", f"must be 0 or more, got {self.min_clips_per_class}",
+                "pass 0 to keep every class")
+        require(self.max_duration is None or (math.isfinite(self.max_duration) and self.max_duration >= 0), "--max_duration",
+                f"must be 0 (whole clips) or a positive number of seconds, got {self.max_duration}", "pass e.g. 7")
+        if self.max_duration == 0:
+            self.max_duration = None
+        require(not (self.pad_to_max_duration and self.max_duration is None), "--pad_to_max_duration",
+                "needs a --max_duration to pad to", "set --max_duration, e.g. 7")
+        if self.data_files is not None:
+            missing = [path for path in self.data_files if not Path(path).expanduser().is_file()]
+            require(not missing, "--data_files", f"no such file: {', '.join(missing)}", "check the CSV path")
+
+    def loader_options(self) -> dict:
+        """The generic loaders' options that were given, as `load_corpus` keyword arguments."""
+        names = ("data_files", "path_column", "label_column", "speaker_column", "audio_root", "speaker_regex")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+@dataclass
+class ProtocolArguments:
+    """Which clips train, which pick the best epoch and which are scored (`voc2vec/protocols.py`)."""
+
+    protocol: Literal[PROTOCOL_NAMES] = field(
+        default="auto",
+        metadata={
+            "help": "'speaker-cv': k folds stratified by label and grouped by speaker, an inner validation split for "
+            "early stopping, the test fold scored once. 'voc2vec-paper': the seed repo's protocol exactly (seeded "
+            "random folds, the held-out fold used for both model selection and test, 7 s crop/pad, macro-F1 model "
+            "selection, scikit-learn's UAR), for comparison with the paper's Table IV; optimistic. 'official': the "
+            "corpus's own train/validation/test. 'holdout': one speaker-disjoint test part (--test_fraction). "
+            "'leave-one-speaker-out': one fold per speaker. 'splits-csv': your folds from --splits_csv. 'auto': "
+            "'official' when the corpus has official splits, else 'speaker-cv' (run_cv.py) or 'holdout' "
+            "(run_classification.py)."
+        },
+    )
+    num_folds: int = field(default=10, metadata={"help": "Number of folds (k-fold protocols)."})
+    splits_csv: str | None = field(
+        default=None,
+        metadata={"help": "A CSV of `path` and `fold` (or `split`: train/validation/test) giving your own folds "
+                  "(e.g. EmoBox's fold lists); selects --protocol splits-csv."},
+    )
+    group_by_speaker: Literal["auto", "required", "never"] = field(
         default="auto",
         metadata={
             "help": "Speaker-disjoint splits: 'auto' (when the corpus has enough speakers, else a logged fallback), "
@@ -123,36 +187,34 @@ class DataArguments:
     validation_fraction: float = field(
         default=0.1, metadata={"help": "Share of the training part held out (speaker-disjoint) for early stopping."}
     )
-    test_fraction: float = field(
-        default=0.1,
-        metadata={"help": "run_classification on a corpus without official splits: share held out for the test."},
-    )
+    test_fraction: float = field(default=0.1, metadata={"help": "holdout protocol: share of the corpus held out for the test."})
 
-    def loader_options(self) -> dict:
-        """The generic loaders' options that were given, as `load_corpus` keyword arguments."""
-        names = ("data_files", "path_column", "label_column", "speaker_column", "audio_root", "speaker_regex")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+    def __post_init__(self):
+        require(self.num_folds >= 2, "--num_folds", f"must be at least 2, got {self.num_folds}", "pass 2 or more")
+        require(0 < self.validation_fraction <= 0.5, "--validation_fraction",
+                f"must be in (0, 0.5], got {self.validation_fraction}", "pass e.g. 0.1")
+        require(0 < self.test_fraction <= 0.5, "--test_fraction", f"must be in (0, 0.5], got {self.test_fraction}",
+                "pass e.g. 0.1 (a tenth of the corpus is tested)")
+        if self.splits_csv is not None:
+            require(Path(self.splits_csv).expanduser().is_file(), "--splits_csv", f"no such file: {self.splits_csv}",
+                    "check the path")
+            require(self.protocol in ("auto", "splits-csv"), "--protocol",
+                    f"--splits_csv gives the folds, but --protocol {self.protocol} makes its own",
+                    "drop one of the two")
+            self.protocol = "splits-csv"
+        require(self.protocol != "splits-csv" or self.splits_csv is not None, "--protocol splits-csv",
+                "needs --splits_csv FILE", "pass the CSV of path and fold (or split)")
 
 
 @dataclass
 class CrossValidationArguments:
-    """How `run_cv.py` splits the corpus and reports."""
+    """How `run_cv.py` runs its folds and reports."""
 
-    num_folds: int = field(default=10, metadata={"help": "Number of folds."})
-    protocol: str = field(
-        default=LEAK_FREE_PROTOCOL,
-        metadata={
-            "help": f"'{LEAK_FREE_PROTOCOL}': folds stratified by label and grouped by speaker, an inner validation "
-            f"split for early stopping, the test fold scored once. '{PAPER_PROTOCOL}': the seed repo's protocol "
-            "(seeded random folds, the held-out fold used for both validation and test, 7 s crop/pad, class-weighted "
-            "cross-entropy) for comparison with the paper's Table IV; its numbers are optimistic."
-        },
-    )
     fold: int | None = field(
         default=None, metadata={"help": "Run only this fold (0-based) and exit; merge later with --merge_only."}
     )
     merge_only: bool = field(default=False, metadata={"help": "Train nothing: merge the folds' results from output_dir."})
-    final_model: str = field(
+    final_model: Literal["fold0", "none"] = field(
         default="fold0",
         metadata={
             "help": "'fold0': keep fold 0's best model (trained on fold 0's training part) in output_dir/model; "
@@ -160,20 +222,19 @@ class CrossValidationArguments:
         },
     )
     save_fold_models: bool = field(default=False, metadata={"help": "Keep every fold's best model in fold_XX/model."})
-    std: str = field(
+    std: Literal["population", "sample"] = field(
         default="population",
         metadata={"help": "Standard deviation over folds: 'population' (ddof=0, as the paper) or 'sample' (ddof=1)."},
+    )
+    distribute: Literal["folds", "ddp"] = field(
+        default="folds",
+        metadata={"help": "Under accelerate launch / torchrun with several processes: 'folds' (each process runs its "
+                  "share of the folds, one device each) or 'ddp' (every fold runs data-parallel on all processes)."},
     )
     print_results: bool = field(default=True, metadata={"help": "Print the results table at the end."})
 
     def __post_init__(self):
-        if self.protocol not in PROTOCOL_ALIASES:
-            raise ValueError(f"--protocol must be one of {sorted(set(PROTOCOL_ALIASES.values()))}, got {self.protocol!r}.")
-        self.protocol = PROTOCOL_ALIASES[self.protocol]
-        if self.final_model not in ("fold0", "none"):
-            raise ValueError(f"--final_model must be 'fold0' or 'none', got {self.final_model!r}.")
-        if self.std not in ("population", "sample"):
-            raise ValueError(f"--std must be 'population' or 'sample', got {self.std!r}.")
+        require(self.fold is None or self.fold >= 0, "--fold", f"must be 0 or more, got {self.fold}", "pass a fold number")
 
 
 @dataclass
@@ -201,6 +262,15 @@ class FineTuningTrainingArguments(TrainingArguments):
     save_only_model: bool = field(default=True, metadata={"help": "Checkpoints without optimizer state (smaller, faster)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the collator's inputs as they are."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers to report to."})
+
+    def __post_init__(self):
+        require(self.num_train_epochs > 0 or self.max_steps > 0, "--num_train_epochs",
+                f"must be positive, got {self.num_train_epochs}", "pass the number of epochs to train, e.g. 50")
+        require(self.learning_rate > 0, "--learning_rate", f"must be positive, got {self.learning_rate}", "pass e.g. 1e-4")
+        for option in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            require(getattr(self, option) >= 1, f"--{option}", f"must be at least 1, got {getattr(self, option)}", "pass 1 or more")
+        require(self.warmup_steps >= 0, "--warmup_steps", f"must be 0 or more, got {self.warmup_steps}", "pass e.g. 500 or 0.1")
+        super().__post_init__()
 
 
 def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
@@ -243,7 +313,23 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
             f"unknown argument(s) {' '.join(flags)}", where=source,
             fix=f"correct the spelling ({suggestions([flag.lstrip('-') for flag in flags], known)}) or see --help",
         )
+    given = given_option_names(parser, argv)
+    for arguments in parsed:
+        # Which fields the user chose (in the config file or as flags), as opposed to dataclass defaults.
+        arguments.explicit_fields = frozenset(field.name for field in dataclasses.fields(arguments) if field.name in given)
     return (*parsed, grid)
+
+
+def given_option_names(parser: HfArgumentParser, argv: list[str]) -> set[str]:
+    """The `dest` of every option that appears in `argv` (`--name value`, `--name=value`, `--no_name`)."""
+    given = set()
+    for token in argv:
+        if not token.startswith("--"):
+            continue
+        action = parser._option_string_actions.get(token.split("=", 1)[0])
+        if action is not None:
+            given.add(action.dest)
+    return given
 
 
 class ArgumentParser(HfArgumentParser):

@@ -71,14 +71,19 @@ def os_error_to_user_error(error: OSError, path: str | os.PathLike | None = None
 
 
 def check_writable_dir(path: str | os.PathLike, option: str) -> Path:
-    """Create `path` if needed and check that a file can be written in it; raise a `UserError` naming `option`."""
+    """Check that files can be written in `path` (or, while it does not exist yet, in its nearest existing parent,
+    without creating anything); raise a `UserError` naming `option` and the folder otherwise."""
     path = Path(path).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{existing} is a file, not a folder", where=f"{option} {path}", fix="choose another folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".voc2vec-write-check-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".voc2vec-write-check-"):
             pass
     except OSError as error:
-        converted = os_error_to_user_error(error, path / "x")
+        converted = os_error_to_user_error(error, existing / "x")
         what = converted.what if converted else f"cannot write there ({error.strerror or error})"
         raise UserError(what, where=f"{option} {path}", fix="choose a folder you can write to") from error
     return path

@@ -25,14 +25,22 @@ from transformers import EvalPrediction
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def unweighted_average_recall(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """Mean recall over the classes present in `y_true` (UAR, also called balanced accuracy or macro recall).
+UAR_CLASS_SETS = ("present", "union")
 
-    Classes that occur only in `y_pred` are left out: their recall is undefined (no true clip), and counting them
-    as 0 would punish a fold for a class it happens not to contain.
+
+def unweighted_average_recall(y_true: Sequence[int], y_pred: Sequence[int], over: str = "present") -> float:
+    """Mean recall over a set of classes (UAR, also called balanced accuracy or macro recall).
+
+    `over="present"` (the toolkit's per-fold UAR): the classes present in `y_true`. A class that occurs only in
+    `y_pred` is left out: its recall is undefined (no true clip), and counting it as 0 would punish a fold for a
+    class it happens not to contain. `over="union"`: scikit-learn's `recall_score(average="macro")` default, the
+    union of true and predicted classes, a predicted-only class counting as 0; the seed repository's (and so the
+    paper's) UAR.
     """
-    present_classes = np.unique(np.asarray(y_true))
-    return float(recall_score(y_true, y_pred, labels=present_classes, average="macro", zero_division=0))
+    if over not in UAR_CLASS_SETS:
+        raise ValueError(f"over must be one of {UAR_CLASS_SETS}, got {over!r}.")
+    labels = np.unique(np.asarray(y_true)) if over == "present" else None
+    return float(recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
 
 
 def per_class_recall(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> np.ndarray:
@@ -57,16 +65,17 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_labels: i
 
 
 def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str] | None = None
+    y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str] | None = None, uar_over: str = "present"
 ) -> dict[str, float]:
     """Accuracy, UAR, macro-F1 and (when `label_names` is given) per-class recall as `recall_<name>`.
 
-    Macro-F1 averages over the classes seen in `y_true` or `y_pred` (scikit-learn's default, as in the seed repo).
-    A class without true clips gets no `recall_<name>` entry rather than a fake 0.
+    UAR averages over the classes `uar_over` names (see `unweighted_average_recall`). Macro-F1 averages over the
+    classes seen in `y_true` or `y_pred` (scikit-learn's default, as in the seed repo). A class without true clips
+    gets no `recall_<name>` entry rather than a fake 0.
     """
     metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "uar": unweighted_average_recall(y_true, y_pred),
+        "uar": unweighted_average_recall(y_true, y_pred, over=uar_over),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
     }
     if label_names is not None:
@@ -85,12 +94,13 @@ def _first_array(predictions) -> np.ndarray:
 
 
 def make_classification_compute_metrics(
-    id2label: Mapping[int, str],
+    id2label: Mapping[int, str], uar_over: str = "present"
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """Build a `compute_metrics` for `Trainer`: logits -> argmax -> `classification_metrics` with label names.
 
     Args:
         id2label: the model config's `id2label` (class id -> label name); names key the per-class recalls.
+        uar_over: the classes UAR averages over ("present" or "union", see `unweighted_average_recall`).
     """
     label_names = [id2label[class_id] for class_id in sorted(int(key) for key in id2label)]
 
@@ -98,7 +108,7 @@ def make_classification_compute_metrics(
         logits = _first_array(eval_prediction.predictions)
         y_pred = logits.argmax(axis=-1)
         y_true = np.asarray(eval_prediction.label_ids).reshape(-1)
-        return classification_metrics(y_true, y_pred, label_names)
+        return classification_metrics(y_true, y_pred, label_names, uar_over=uar_over)
 
     return compute_metrics
 

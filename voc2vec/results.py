@@ -8,26 +8,40 @@ planned; a missing or failed fold makes the summary incomplete and the caller ex
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from voc2vec.finetuning import CLASSIFICATION, write_json
+from voc2vec.metrics import classification_metrics
 from voc2vec.plots import plot_confusion_matrix
+from voc2vec.rundir import (
+    CV_CONFIG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    SUMMARY_FILE,
+    fold_dir,
+    read_failure,
+    read_json,
+    write_json,
+)
+from voc2vec.tasks import CLASSIFICATION
 
-CV_CONFIG_FILE = "cv_config.json"
+POOLED_METRICS = ("uar", "accuracy", "macro_f1")
 CLASSIFICATION_COLUMNS = {"uar": "UAR", "accuracy": "Acc", "macro_f1": "F1"}
 REGRESSION_COLUMNS = {"mean_ccc": "CCC", "mse": "MSE"}
 
 
+UAR_DEFINITIONS = {
+    "present": "per-fold UAR: mean recall over the classes present in the fold's test clips",
+    "union": "per-fold UAR: scikit-learn's recall_score(average='macro'), over the union of true and predicted "
+             "classes (a class predicted but absent from the fold counts as 0), as the seed repository",
+}
+
+
 class IncompleteResults(RuntimeError):
     """Some folds are missing or failed: no mean is reported."""
-
-
-def fold_dir(output_dir: str | Path, fold: int) -> Path:
-    return Path(output_dir) / f"fold_{fold:02d}"
 
 
 def headline_metrics(task: str) -> dict[str, str]:
@@ -39,13 +53,26 @@ def read_folds(output_dir: str | Path, num_folds: int) -> tuple[dict[int, dict],
     finished, failed, missing = {}, {}, []
     for fold in range(num_folds):
         folder = fold_dir(output_dir, fold)
-        if (folder / "metrics.json").is_file():
-            finished[fold] = json.loads((folder / "metrics.json").read_text())
-        elif (folder / "failed.json").is_file():
-            failed[fold] = json.loads((folder / "failed.json").read_text())["error"]
+        if (folder / METRICS_FILE).is_file():
+            finished[fold] = read_json(folder / METRICS_FILE)
+        elif (error := read_failure(folder)) is not None:
+            failed[fold] = error
         else:
             missing.append(fold)
     return finished, failed, missing
+
+
+def pooled_metrics(output_dir: Path, folds: list[int], label_names: list[str], uar_over: str) -> dict:
+    """UAR, accuracy and macro-F1 over every test prediction of every fold (the summed confusion matrix), read back
+    from the written predictions.csv files."""
+    tables = [pd.read_csv(fold_dir(output_dir, fold) / PREDICTIONS_FILE, keep_default_na=False, dtype={"label": str, "prediction": str})
+              for fold in folds]
+    table = pd.concat(tables, ignore_index=True)
+    class_id = {name: index for index, name in enumerate(label_names)}
+    y_true = table["label"].map(class_id).to_numpy()
+    y_pred = table["prediction"].map(class_id).to_numpy()
+    metrics = classification_metrics(y_true, y_pred, uar_over=uar_over)
+    return {name: metrics[name] for name in POOLED_METRICS} | {"num_clips": len(table)}
 
 
 def spread(values: list[float], std: str) -> float:
@@ -63,12 +90,12 @@ def merge_folds(output_dir: str | Path) -> dict:
     config_path = output_dir / CV_CONFIG_FILE
     if not config_path.is_file():
         raise IncompleteResults(f"{output_dir} holds no {CV_CONFIG_FILE}: no cross-validation was started there.")
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path)
     finished, failed, missing = read_folds(output_dir, config["num_folds"])
     summary = {**config, "complete": not failed and not missing}
     if failed or missing:
         summary.update(failed_folds=failed, missing_folds=missing, finished_folds=sorted(finished))
-        write_json(output_dir / "summary.json", summary)
+        write_json(output_dir / SUMMARY_FILE, summary)
         raise IncompleteResults(
             f"{len(finished)} of {config['num_folds']} folds finished"
             + (f"; failed: {sorted(failed)} (see fold_XX/failed.json)" if failed else "")
@@ -95,13 +122,16 @@ def merge_folds(output_dir: str | Path) -> dict:
         },
     )
     if task == CLASSIFICATION:
+        uar_over = config.get("uar_over", "present")
+        summary["uar_definition"] = UAR_DEFINITIONS[uar_over]
+        summary["pooled"] = pooled_metrics(output_dir, sorted(finished), summary["label_names"], uar_over)
         matrix = np.sum([np.asarray(fold["confusion_matrix"]) for fold in folds], axis=0)
         summary["confusion_matrix_summed_over_folds"] = matrix.tolist()
         plot_confusion_matrix(
             matrix, summary["label_names"], output_dir / "confusion_matrix.png",
             title=f"{config['dataset']}: {len(folds)} folds summed",
         )
-    write_json(output_dir / "summary.json", summary)
+    write_json(output_dir / SUMMARY_FILE, summary)
     (output_dir / "results.md").write_text(results_markdown(summary))
     write_results_csv(output_dir / "results.csv", summary)
     return summary
@@ -131,6 +161,8 @@ def results_markdown(summary: dict) -> str:
         f"- folds: {summary['num_folds']} ({summary['fold_kind']}); seed {summary['seed']}",
         f"- head: {summary['head']}",
         f"- scores in %, mean ± {summary['std_type']}",
+        *([f"- {summary['uar_definition']}; pooled: over all {summary['pooled']['num_clips']} test predictions of all "
+           "folds (the summed confusion matrix)"] if summary.get("pooled") else []),
         "",
         "| fold | " + " | ".join(columns.values()) + " |",
         "|---|" + "---|" * len(columns),
@@ -139,6 +171,8 @@ def results_markdown(summary: dict) -> str:
         cells = [(f"{fold[name]:.4f}" if name == "mse" else percent(fold[name])) for name in columns]
         lines.append(f"| {fold['fold']} | " + " | ".join(cells) + " |")
     lines.append("| **mean ± std** | " + " | ".join(mean_std(summary, name) for name in columns) + " |")
+    if summary.get("pooled"):
+        lines.append("| **pooled** | " + " | ".join(percent(summary["pooled"][name]) for name in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -151,6 +185,8 @@ def write_results_csv(path: Path, summary: dict) -> None:
             writer.writerow([fold["fold"], *(fold.get(name, "") for name in metrics)])
         writer.writerow(["mean", *(summary["mean"][name] for name in metrics)])
         writer.writerow([f"std ({summary['std_kind']})", *(summary["std"][name] for name in metrics)])
+        if summary.get("pooled"):
+            writer.writerow(["pooled", *(summary["pooled"].get(name, "") for name in metrics)])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -169,17 +205,28 @@ def grid_tables(summaries: dict[tuple[str, str], dict | None], models: list[str]
     header = ["model"] + [f"{dataset} {label}" for dataset in datasets for label in columns.values()]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     csv_rows = [["model"] + [f"{dataset}/{name}_{kind}" for dataset in datasets for name in columns for kind in ("mean", "std")]]
+    pooled = task == CLASSIFICATION
+    if pooled:
+        csv_rows[0] += [f"{dataset}/pooled_{name}" for dataset in datasets for name in columns]
+    pooled_lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for model in models:
-        cells, csv_row = [model], [model]
+        cells, csv_row, pooled_cells = [model], [model], [model]
         for dataset in datasets:
             summary = summaries.get((model, dataset))
             for name in columns:
                 cells.append(mean_std(summary, name) if summary else "failed")
                 csv_row += [summary["mean"].get(name), summary["std"].get(name)] if summary else ["", ""]
+                pooled_cells.append(percent(summary["pooled"][name]) if summary and summary.get("pooled") else "-")
+        if pooled:
+            csv_row += [summary["pooled"][name] if summary and summary.get("pooled") else ""
+                        for dataset in datasets for summary in [summaries.get((model, dataset))] for name in columns]
         lines.append("| " + " | ".join(cells) + " |")
+        pooled_lines.append("| " + " | ".join(pooled_cells) + " |")
         csv_rows.append(csv_row)
     std_types = {summary["std_type"] for summary in summaries.values() if summary}
     note = f"\nScores in %, mean ± {' / '.join(sorted(std_types)) or 'standard deviation over folds'}.\n"
+    if pooled:
+        note += "\nPooled over all test predictions of all folds (the summed confusion matrix), in %:\n\n" + "\n".join(pooled_lines) + "\n"
     return "\n".join(lines) + "\n" + note, csv_rows
 
 

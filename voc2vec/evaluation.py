@@ -1,0 +1,141 @@
+"""The evaluation path `run_cv.py` and `run_classification.py` share: plan a run, then run each of its splits.
+
+`plan_evaluation` does everything that can fail on bad input before any audio is decoded or model trained: the
+corpus and its labels, the protocol (its declared settings applied, its feasibility checked), every split of every
+fold, and the model's config and feature extractor. `run_split` trains one split and writes its files
+(`voc2vec.rundir`); `run_classification.py` is the one-split case, `run_cv.py` loops over folds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from voc2vec.finetune import Split, best_model_metric, finetune
+from voc2vec.metrics import classification_metrics, confusion_matrix, regression_metrics
+from voc2vec.models import check_model_source
+from voc2vec.protocols import Protocol, apply_declared_settings, resolve_protocol
+from voc2vec.rundir import predictions_table, save_model, write_fold_results
+from voc2vec.tasks import CLASSIFICATION, TaskCorpus, decode_task_corpus, load_task_corpus
+
+logger = logging.getLogger(__name__)
+
+# Training arguments that change a fold's result, and so are part of a run's identity (cv_config.json). Logging,
+# output, evaluation batch size (scores are batch-independent) and hub settings are not.
+RESULT_TRAINING_SETTINGS = (
+    "seed", "data_seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "weight_decay", "adam_beta1", "adam_beta2",
+    "adam_epsilon", "optim", "max_grad_norm", "metric_for_best_model", "eval_strategy", "save_strategy",
+    "load_best_model_at_end", "label_smoothing_factor", "fp16", "bf16", "full_determinism",
+)
+# Model/data/protocol fields that name where things are rather than what is computed.
+LOCATION_FIELDS = ("data_dir", "data_files", "audio_root", "corpus_cache_dir", "model_cache_dir", "splits_csv")
+
+
+@dataclass
+class EvaluationPlan:
+    """Everything a run needs, checked: the corpus, the protocol and its runs, the model's config."""
+
+    corpus: TaskCorpus
+    protocol: Protocol
+    assignment: np.ndarray  # the test fold (or split name) of every clip
+    runs: dict[int, Split]
+    model_config: object
+    feature_extractor: object
+    fold_kind: str
+    settings: dict  # every setting that changes a fold's result
+
+
+def plan_evaluation(model_args, data_args, protocol_args, training_args, single_split: bool) -> EvaluationPlan:
+    """Load the labels, choose the protocol and its splits and check the model before any audio is decoded."""
+    corpus = load_task_corpus(data_args)
+    protocol = resolve_protocol(protocol_args, corpus, training_args.seed, single_split)
+    applied = apply_declared_settings(
+        protocol, {"model": model_args, "data": data_args, "protocol": protocol_args, "training": training_args}
+    )
+    if applied:
+        logger.info("--protocol %s sets %s.", protocol.name, ", ".join(applied))
+    best_model_metric(training_args, corpus)
+    protocol.check(corpus)
+    assignment = protocol.assign(corpus)
+    runs = protocol.splits(corpus, assignment)
+    model_config, feature_extractor = check_model_source(model_args)
+    return EvaluationPlan(corpus, protocol, assignment, runs, model_config, feature_extractor,
+                          protocol.describe(corpus, assignment), result_settings(model_args, data_args, protocol_args, training_args))
+
+
+def result_settings(model_args, data_args, protocol_args, training_args) -> dict:
+    """The settings that change a fold's result, by option name (compared when a run resumes)."""
+    settings = {}
+    for arguments in (model_args, data_args, protocol_args):
+        for field in dataclasses.fields(arguments):
+            if field.name not in LOCATION_FIELDS:
+                settings[field.name] = getattr(arguments, field.name)
+    for name in RESULT_TRAINING_SETTINGS:
+        value = getattr(training_args, name)
+        settings[name] = value.value if hasattr(value, "value") else value  # enums as their names
+    return settings
+
+
+def decode(plan: EvaluationPlan, data_args) -> datasets.Dataset:
+    """Decode every clip once (16 kHz float32, memory-mapped); no epoch or fold reads the original files again."""
+    return decode_task_corpus(plan.corpus, plan.feature_extractor.sampling_rate, data_args.corpus_cache_dir)
+
+
+def run_split(
+    plan: EvaluationPlan,
+    decoded: datasets.Dataset,
+    split: Split,
+    model_args,
+    data_args,
+    training_args,
+    folder: Path,
+    save_model_dir: Path | None = None,
+    extra_metadata: dict | None = None,
+    log_prefix: str = "",
+) -> dict:
+    """Train and score one split; write `predictions.csv`, the model if asked, and `metrics.json` (last) to `folder`."""
+    corpus = plan.corpus
+    started = time.perf_counter()
+    result = finetune(corpus, decoded, split, model_args, data_args, training_args, plan.feature_extractor,
+                      plan.model_config, work_dir=folder, uar_over=plan.protocol.uar_over, log_prefix=log_prefix)
+    metrics = {
+        "task": corpus.task,
+        "dataset": corpus.name,
+        "model_name_or_path": model_args.model_name_or_path,
+        "head": result.head,
+        "protocol": plan.protocol.name,
+        "evaluated_on": split.evaluated_on,
+        "label_names": corpus.label_names,
+        "num_clips": {"train": len(split.train), "validation": len(split.validation), "test": len(split.test)},
+        "validation": result.validation,
+        "epochs_trained": result.epochs_trained,
+        "best_checkpoint_step": result.best_checkpoint_step,
+        "padded_share_of_training_audio": result.padded_share,
+        "timing_seconds": result.timing_seconds | {"total": time.perf_counter() - started},
+        **(extra_metadata or {}),
+    }
+    outputs = result.test_outputs
+    if corpus.task == CLASSIFICATION:
+        y_true, y_pred = corpus.targets[split.test], outputs.argmax(axis=-1)
+        metrics["test"] = classification_metrics(y_true, y_pred, corpus.label_names, uar_over=plan.protocol.uar_over)
+        metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, len(corpus.label_names)).tolist()
+    else:
+        metrics["test"] = regression_metrics(outputs, corpus.targets[split.test], corpus.label_names)
+    if save_model_dir is not None:
+        info = {key: metrics[key] for key in ("dataset", "model_name_or_path", "head", "protocol", "evaluated_on", "num_clips", "test")}
+        save_model(result.model, plan.feature_extractor, Path(save_model_dir), info | (extra_metadata or {}))
+        metrics["saved_model"] = str(save_model_dir)
+    write_fold_results(folder, metrics, predictions_table(corpus, split.test, outputs))
+    return metrics
+
+
+def headline(metrics: dict) -> dict:
+    """The test scores a log line shows."""
+    return {key: round(value, 4) for key, value in metrics["test"].items() if key in ("uar", "accuracy", "macro_f1", "mean_ccc")}
