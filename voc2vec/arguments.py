@@ -80,8 +80,24 @@ class ModelArguments:
         default=5, metadata={"help": "Stop after this many evaluations without improvement (0: never stop early)."}
     )
     model_cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded Hub models are stored."})
+    method: Literal["finetune", "probe"] = field(
+        default="finetune",
+        metadata={"help": "'finetune' the encoder with its head, or 'probe' its frozen layers (embeddings computed once "
+                  "and cached, a small head trained per fold). A feature baseline (--model_name_or_path "
+                  "opensmile:eGeMAPSv02) is always probed."},
+    )
+    probe_layer: str = field(
+        default="weighted",
+        metadata={"help": "Probing: 'weighted' (a learned softmax-weighted sum of all hidden layers), 'last', or a layer index."},
+    )
+    probe_head: Literal["linear", "mlp"] = field(default="linear", metadata={"help": "Probing: the head on the pooled embedding."})
+    probe_pooling: Literal["mean", "mean_std"] = field(
+        default="mean", metadata={"help": "Probing: pooling over each clip's true frames (mean, or mean and std)."}
+    )
 
     def __post_init__(self):
+        require(self.probe_layer in ("weighted", "last") or self.probe_layer.lstrip("-").isdigit(), "--probe_layer",
+                f"must be 'weighted', 'last' or a layer index, got {self.probe_layer!r}", "pass e.g. --probe_layer 6")
         require(self.lstm_hidden_size >= 1, "--lstm_hidden_size", f"must be at least 1, got {self.lstm_hidden_size}", "pass a positive size")
         require(self.lstm_num_layers >= 1, "--lstm_num_layers", f"must be at least 1, got {self.lstm_num_layers}",
                 "pass 1 or more (or --head standard for no LSTM)")

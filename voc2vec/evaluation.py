@@ -38,6 +38,14 @@ RESULT_TRAINING_SETTINGS = (
 LOCATION_FIELDS = ("data_dir", "data_files", "audio_root", "corpus_cache_dir", "model_cache_dir", "splits_csv")
 
 
+FEATURE_BASELINES = ("opensmile", "emotion2vec")
+
+
+def is_feature_baseline(model_name_or_path: str) -> bool:
+    """`opensmile:eGeMAPSv02`, `emotion2vec:<hub id>`: features that take the model's place, always probed."""
+    return model_name_or_path.split(":", 1)[0] in FEATURE_BASELINES
+
+
 @dataclass
 class EvaluationPlan:
     """Everything a run needs, checked: the corpus, the protocol and its runs, the model's config."""
@@ -103,8 +111,12 @@ def run_split(
     """Train and score one split; write `predictions.csv`, the model if asked, and `metrics.json` (last) to `folder`."""
     corpus = plan.corpus
     started = time.perf_counter()
-    result = finetune(corpus, decoded, split, model_args, data_args, training_args, plan.feature_extractor,
-                      plan.model_config, work_dir=folder, uar_over=plan.protocol.uar_over, log_prefix=log_prefix)
+    if model_args.method == "finetune" and not is_feature_baseline(model_args.model_name_or_path):
+        train = finetune
+    else:
+        from voc2vec.baselines import probe as train  # frozen encoders and feature baselines (voc2vec/baselines/)
+    result = train(corpus, decoded, split, model_args, data_args, training_args, plan.feature_extractor,
+                   plan.model_config, work_dir=folder, uar_over=plan.protocol.uar_over, log_prefix=log_prefix)
     metrics = {
         "task": corpus.task,
         "dataset": corpus.name,
