@@ -19,7 +19,7 @@ from pathlib import Path
 
 import datasets
 
-from voc2vec.builder import VocalizationBuilder, VocalizationConfig, find_audio_files
+from voc2vec.builder import AUDIO_EXTENSIONS, VocalizationBuilder, VocalizationConfig, find_audio_files
 
 NAME_SEPARATOR = "__"
 
@@ -28,6 +28,11 @@ def freesound_fields(stem: str) -> tuple[str, str, str] | None:
     """(sound id, user, title) of a Freesound download name, None for any other name."""
     fields = [field.strip() for field in stem.split(NAME_SEPARATOR, 2)]
     return tuple(fields) if len(fields) == 3 and fields[0].isdigit() else None
+
+
+def mostly_freesound_names(stems: list[str]) -> bool:
+    """At least half of the names are Freesound download names: how a folder of Freesound downloads is recognized."""
+    return sum(freesound_fields(stem) is not None for stem in stems) * 2 >= len(stems)
 
 
 class FreesoundBabies(VocalizationBuilder):
@@ -44,10 +49,19 @@ class FreesoundBabies(VocalizationBuilder):
     def extra_features(self):
         return {"freesound_id": datasets.Value("string"), "title": datasets.Value("string")}
 
+    @staticmethod
+    def holds_corpus(folder: Path) -> bool:
+        # Read by loaders that cannot recognize their own corpus (nnime): a folder of mostly Freesound names.
+        try:
+            names = [child.stem for child in folder.iterdir() if child.suffix.lower() in AUDIO_EXTENSIONS and child.is_file()]
+        except OSError:
+            return False
+        return bool(names) and mostly_freesound_names(names)
+
     def split_files(self, root: Path) -> dict[str, list[Path]]:
         files = find_audio_files(root)
         others = [path for path in files if freesound_fields(path.stem) is None]
-        if len(others) * 2 > len(files):
+        if not mostly_freesound_names([path.stem for path in files]):
             raise self.layout_error(
                 f"{len(others)} of the {len(files)} audio files at or below '{root}' are not named like Freesound downloads "
                 f"(<id>__<user>__<title>.<ext>), e.g. '{others[0].relative_to(root)}': this is not a folder of Freesound downloads."

@@ -30,6 +30,7 @@ CLASS_NAMES = [
     "moaning", "screaming",
 ]  # index = the class field of the file names
 NAME_FIELDS = ["speaker", "class_field", "trial", "sex", "age", "location", "quality", "noise"]
+METADATA_JSON = "Nonverbal_Vocalization_metadata.json"  # beside the class folders in the GitHub copy
 
 
 class NonverbalVocalization(VocalizationBuilder):
@@ -51,8 +52,12 @@ class NonverbalVocalization(VocalizationBuilder):
 
     @staticmethod
     def holds_corpus(folder: Path) -> bool:
-        # Stricter than find_root (any one class folder): 'crying' or 'laughing' alone is found in other corpora.
-        return sum((folder / name).is_dir() for name in CLASS_NAMES) >= len(CLASS_NAMES) // 2
+        # Stricter than find_root (any one class folder): 'crying' or 'laughing' alone is found in other corpora,
+        # the hyphenated names ('teeth-chattering', 'lip-popping', ...) and the GitHub copy's metadata file are not.
+        if (folder / METADATA_JSON).is_file():
+            return True
+        present = [name for name in CLASS_NAMES if (folder / name).is_dir()]
+        return any("-" in name for name in present) or len(present) >= len(CLASS_NAMES) // 2
 
     def find_root(self, data_dir: Path) -> Path:
         root = find_corpus_root(data_dir, lambda folder: any((folder / name).is_dir() for name in CLASS_NAMES))

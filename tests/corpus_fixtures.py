@@ -8,9 +8,13 @@ must refuse every other corpus's tree.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 
@@ -52,6 +56,47 @@ def write_csv(path: str | Path, header: list[str], rows: list[list]) -> Path:
     lines = [",".join(header)] + [",".join(str(value) for value in row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# ---- permissions ------------------------------------------------------------------------------------------
+
+
+class _CapabilityHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapabilitySet(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_CAPABILITY_VERSION_3 = 0x20080522
+_PERMISSION_OVERRIDES = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+@contextlib.contextmanager
+def permissions_enforced():
+    """File permissions apply inside the block, even when the tests run as root (CI containers often do).
+
+    root reads and writes through chmod 000 and 555 because of two capabilities; they are dropped from the
+    thread's effective set here and restored after, so a read-only folder or an unreadable file behaves for the
+    code under test as it does for a normal user. Skips the test where the capabilities cannot be changed.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, sets = _CapabilityHeader(_CAPABILITY_VERSION_3, 0), (_CapabilitySet * 2)()
+    if libc.capget(ctypes.byref(header), sets) != 0:
+        pytest.skip("running as root and cannot read this process's capabilities: file permissions cannot be tested")
+    saved = sets[0].effective
+    sets[0].effective &= ~_PERMISSION_OVERRIDES
+    if libc.capset(ctypes.byref(header), sets) != 0:
+        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE: file permissions cannot be tested")
+    try:
+        yield
+    finally:
+        sets[0].effective = saved
+        libc.capset(ctypes.byref(header), sets)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -298,6 +343,31 @@ def write_demo(root: Path) -> Path:
 
     synth.generate_corpus(root, num_speakers=1, clips_per_speaker_per_class=1)
     return root
+
+
+# ---- the real Donate A Cry copy, counted without the toolkit ------------------------------------------------
+
+DONATEACRY_CLASSES = ["belly_pain", "burping", "discomfort", "hungry", "tired"]
+
+
+def count_donateacry(clone: Path) -> dict:
+    """The real copy's figures from the files themselves (plain pathlib and soundfile, no toolkit code), so
+    that tests compare the loader and `stats` with the corpus instead of with their own earlier output:
+    wav files per class folder, distinct app installations (the 36-character UUID that starts each name,
+    case-folded), sampling rates, and durations from each file's frame count."""
+    cleaned = clone / "donateacry_corpus_cleaned_and_updated_data"
+    files = {name: sorted(path for path in (cleaned / name).iterdir() if path.suffix.lower() == ".wav") for name in DONATEACRY_CLASSES}
+    infos = [soundfile.info(path) for paths in files.values() for path in paths]
+    seconds = sum(info.frames / info.samplerate for info in infos)
+    return {
+        "class_counts": {name: len(paths) for name, paths in files.items()},
+        "clips": len(infos),
+        "speakers": len({path.name[:36].upper() for paths in files.values() for path in paths}),
+        "sampling_rates": sorted({info.samplerate for info in infos}),
+        "seconds": seconds,
+        "hours": seconds / 3600,
+        "mean_seconds": seconds / len(infos),
+    }
 
 
 # Each corpus's tree, by loader name: writer(folder) -> the data_dir to give that loader.

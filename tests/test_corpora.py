@@ -6,9 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import soundfile
 
 from corpus_fixtures import (
-    DONATEACRY_UUID, HUME_CULTURE, HUME_EMOTIONS, VIVAE_FULL_SET, write_asvp_esd, write_cnvve, write_csv, write_donateacry,
+    DONATEACRY_UUID, count_donateacry, HUME_CULTURE, HUME_EMOTIONS, VIVAE_FULL_SET, write_asvp_esd, write_cnvve, write_csv, write_donateacry,
     write_folder_corpus, write_hume_vb, write_nonverbal_vocalization, write_vivae, write_wavs,
 )
 from voc2vec.audio import load_audio
@@ -101,13 +102,19 @@ def test_donateacry_ch_files_in_discomfort(tmp_path, cache_dir):
 
 @pytest.mark.skipif(not DONATEACRY.is_dir(), reason=f"real Donate A Cry copy not found at {DONATEACRY} (expected ../shared/corpora beside the repo)")
 def test_real_donateacry_copy(cache_dir):
-    dataset = load_corpus("donateacry", data_dir=DONATEACRY, cache_dir=cache_dir)
-    assert len(dataset) == 457
-    assert Counter(labels_of(dataset)) == {"belly_pain": 16, "burping": 8, "discomfort": 27, "hungry": 382, "tired": 24}
-    assert len(set(dataset["speaker"])) == 221
-    assert set(dataset["sampling_rate"]) == {8000}
-    audio = load_audio(dataset[0]["path"])
-    assert audio.ndim == 1 and abs(len(audio) - dataset[0]["duration"] * 16000) <= 2
+    dataset, report = load_corpus("donateacry", data_dir=DONATEACRY, cache_dir=cache_dir, return_report=True)
+    counted = count_donateacry(DONATEACRY)  # from the files, without the loader
+    assert not report.skipped and len(dataset) == counted["clips"]
+    assert Counter(labels_of(dataset)) == counted["class_counts"]
+    assert len(set(dataset["speaker"])) == counted["speakers"]
+    assert sorted(set(dataset["sampling_rate"])) == counted["sampling_rates"]
+    assert sum(dataset["duration"]) == pytest.approx(counted["seconds"], rel=1e-6)
+    # ... and the copy is the release CORPORA.md describes (457 clips, 221 installations, 8 kHz).
+    assert counted["class_counts"] == {"belly_pain": 16, "burping": 8, "discomfort": 27, "hungry": 382, "tired": 24}
+    assert (counted["clips"], counted["speakers"], counted["sampling_rates"]) == (457, 221, [8000])
+    row = dataset[0]
+    audio = load_audio(row["path"])
+    assert audio.ndim == 1 and abs(len(audio) - soundfile.info(row["path"]).frames * 2) <= 2  # 8 kHz -> 16 kHz
 
 
 # ---- NonVerbal Vocalization -------------------------------------------------------------------------------

@@ -175,3 +175,31 @@ def test_command_line_prepare(source_corpus, tmp_path, capsys):
     assert "| nnime |" in captured.out and "| total |" in captured.out
     assert "leaving out vocalsound" in captured.err
     assert len(mixture.shard_files(tmp_path / "cli")) == 1 and not (tmp_path / "from_config").exists()
+
+
+def test_lengths_exactly_at_the_thresholds_are_kept(tmp_path):
+    # Whole clips of exactly min_clip_seconds (0.2 s) are kept, one sample less is dropped; a remainder of exactly
+    # min_segment_seconds (2 s) after the 10 s windows is kept, one sample less is dropped. Through the real path:
+    # the loader's float32 durations, the plan, the written shards.
+    corpus = tmp_path / "boundary"
+    lengths = {  # name: (samples, rate)
+        "spk/clip_0.2s_16k.wav": (3200, 16000),
+        "spk/clip_0.2s_44k.wav": (8820, 44100),
+        "spk/clip_0.2s_minus_one.wav": (3199, 16000),
+        "spk/long_12s.wav": (192000, 16000),
+        "spk/long_12s_minus_one.wav": (191999, 16000),
+    }
+    for name, (samples, rate) in lengths.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(corpus / name, np.full(samples, 0.1, dtype=np.float32), rate)
+    output_dir = tmp_path / "voc125"
+    prepare_mixture({"nnime": {"data_dir": str(corpus)}}, output_dir, cache_dir=tmp_path / "cache", verbose=False)
+    segments = {}
+    for row in read_rows(output_dir):
+        segments.setdefault(row["source_path"], []).append((row["offset"], round(row["duration"], 4)))
+    assert segments == {
+        "spk/clip_0.2s_16k.wav": [(0.0, 0.2)],
+        "spk/clip_0.2s_44k.wav": [(0.0, 0.2)],
+        "spk/long_12s.wav": [(0.0, 10.0), (10.0, 2.0)],
+        "spk/long_12s_minus_one.wav": [(0.0, 10.0)],
+    }

@@ -7,7 +7,8 @@ the prepared corpus's fingerprint (which changes with the corpus on disk and its
 rate and the crop length, so a change to any of them builds a new cache and nothing else does.
 
 The work is done in shards, each its own cache file: an interrupted run keeps the finished shards and
-the next call decodes only the rest.
+the next call decodes only the rest. A read-only cache folder is refused before decoding starts, and a
+disk that fills while decoding stops with "no space left" and the folder, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import datasets
 import numpy as np
 
 from voc2vec.audio import TARGET_SAMPLING_RATE, load_audio
+from voc2vec.errors import check_writable_dir, os_error_to_user_error
 
 CACHE_FORMAT_VERSION = "1"  # bump when the stored layout changes
 DEFAULT_CACHE_DIR = Path(os.environ.get("VOC2VEC_CACHE", Path.home() / ".cache" / "voc2vec")) / "decoded"
@@ -50,7 +52,9 @@ def decode_corpus(
     `cache_dir` defaults to `$VOC2VEC_CACHE/decoded` (`~/.cache/voc2vec/decoded`).
     """
     key = cache_key(dataset, sampling_rate, max_duration)
-    folder = Path(cache_dir or DEFAULT_CACHE_DIR) / key
+    # Named as the user set it: the cache_dir argument, or the VOC2VEC_CACHE folder the default lives in.
+    root = check_writable_dir(cache_dir or DEFAULT_CACHE_DIR, "cache_dir" if cache_dir else "VOC2VEC_CACHE")
+    folder = root / key
     folder.mkdir(parents=True, exist_ok=True)
     features = datasets.Features({**dataset.features, "audio": datasets.Sequence(datasets.Value("float32"))})
     num_shards = max(1, -(-len(dataset) // CLIPS_PER_SHARD))
@@ -58,8 +62,8 @@ def decode_corpus(
     for index in range(num_shards):
         shard = dataset.shard(num_shards, index, contiguous=True)
         # An explicit cache file and fingerprint per shard: finished shards are found again by name.
-        shards.append(
-            shard.map(
+        try:
+            decoded = shard.map(
                 _decode_batch,
                 batched=True,
                 batch_size=16,
@@ -70,7 +74,12 @@ def decode_corpus(
                 num_proc=num_proc,
                 desc=f"Decoding audio to {sampling_rate} Hz (shard {index + 1}/{num_shards})",
             )
-        )
+        except OSError as error:
+            converted = os_error_to_user_error(error, root)
+            if converted is None:
+                raise
+            raise converted from error  # the finished shards stay: a rerun after freeing space decodes the rest
+        shards.append(decoded)
     return datasets.concatenate_datasets(shards) if len(shards) > 1 else shards[0]
 
 

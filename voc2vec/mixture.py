@@ -15,7 +15,9 @@ What `prepare_mixture` does, corpus by corpus:
    - the remainder after the full windows of a longer file is kept if it lasts at least
      `min_segment_seconds` (2 s) and dropped otherwise: it is a fragment cut mid-sound. Merging it into the
      previous window is impossible without exceeding the maximum, so it is never merged.
-   So a 35 s file gives 10, 10, 10, 5 s; a 31 s file gives 10, 10, 10 s; a 1.2 s clip gives 1.2 s.
+   So a 35 s file gives 10, 10, 10, 5 s; a 31 s file gives 10, 10, 10 s; a 1.2 s clip gives 1.2 s. Lengths are
+   compared in whole samples at the mixture's rate, so a clip of exactly 0.2 s (or a remainder of exactly 2 s)
+   is kept whatever float rounding its stored duration went through.
 3. Groups the files into shards of about `shard_hours` of audio (never across corpora) and writes each shard
    as one Parquet file, segments decoded to 16 kHz mono (channels averaged, soxr resampling) and stored as
    16-bit FLAC bytes, in row groups of `ROWS_PER_GROUP` segments so that readers stream a shard in small
@@ -28,6 +30,12 @@ What `prepare_mixture` does, corpus by corpus:
 5. Writes `voc125.json` (settings, corpora, shard list, Table I) last, and prints Table I computed from the
    written shards' columns (not from the plan).
 
+Mistakes in the config are refused before any work, each as one line `error: <what> (<file: key>). Fix: <how>`
+with exit code 2: a missing file, a YAML error (with its line), an unknown key at the top or in a corpus (with a
+did-you-mean), a value of the wrong kind (`num_proc: four`, a list where a mapping belongs), an unknown corpus,
+an empty data_dir, a data_dir that holds another corpus, a read-only output or cache folder. A disk that fills
+while shards are written stops the run with "no space left" and the folder; the finished shards stay.
+
 Columns: `corpus` (str), `source_path` (str, relative to the corpus's data_dir), `offset` (float64 s in the
 source), `duration` (float32 s of the segment), `speaker` (str, "" when none), `audio` (binary: FLAC,
 16 kHz, mono, 16-bit). Read with `load_mixture` and decode rows with `decode_segment`.
@@ -36,10 +44,11 @@ source), `duration` (float32 s of the segment), `speaker` (str, "" when none), `
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import hashlib
 import io
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -55,7 +64,8 @@ import pyarrow.parquet as pq
 import soundfile
 
 from voc2vec.audio import TARGET_SAMPLING_RATE, AudioDecodeError, decode_audio_bytes, load_audio
-from voc2vec.corpora import builder_class, load_corpus
+from voc2vec.corpora import builder_class, corpus_names, load_corpus
+from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, os_error_to_user_error
 
 FORMAT_VERSION = 1  # bump when the stored layout changes: every shard name changes with it
 MANIFEST_NAME = "voc125.json"
@@ -107,16 +117,25 @@ class SegmentRule:
 
 
 def segment_bounds(duration: float, rule: SegmentRule = SegmentRule()) -> list[tuple[float, float]]:
-    """(offset, length) in seconds of the segments a file of `duration` seconds gives under `rule`."""
-    if duration <= rule.max_segment_seconds + 1e-9:
-        return [(0.0, float(duration))] if duration >= rule.min_clip_seconds else []
-    # The small tolerance keeps a file of exactly 30 s from leaving a 1e-15 s "remainder".
-    full = int(math.floor(duration / rule.max_segment_seconds + 1e-9))
+    """(offset, length) in seconds of the segments a file of `duration` seconds gives under `rule`.
+
+    Counted in whole samples at `rule.sampling_rate`: durations come from the corpus's float32 column, so
+    a clip of exactly 0.2 s may read 0.19999999 s or 0.20000001 s; in samples it is 3200 either way, and the
+    thresholds hold exactly at their boundary.
+    """
+    samples = _samples(duration, rule)
+    max_samples, min_segment, min_clip = (_samples(seconds, rule) for seconds in (rule.max_segment_seconds, rule.min_segment_seconds, rule.min_clip_seconds))
+    if samples <= max_samples:
+        return [(0.0, float(duration))] if samples >= min_clip else []
+    full, remainder = divmod(samples, max_samples)
     bounds = [(index * rule.max_segment_seconds, rule.max_segment_seconds) for index in range(full)]
-    remainder = duration - full * rule.max_segment_seconds
-    if remainder >= rule.min_segment_seconds:
-        bounds.append((full * rule.max_segment_seconds, remainder))
+    if remainder >= min_segment:
+        bounds.append((full * rule.max_segment_seconds, remainder / rule.sampling_rate))
     return bounds
+
+
+def _samples(seconds: float, rule: SegmentRule) -> int:
+    return int(round(seconds * rule.sampling_rate))
 
 
 # ---- planning ---------------------------------------------------------------------------------------
@@ -249,9 +268,12 @@ def write_shard(shard: ShardPlan, rule: SegmentRule, output_dir: str | os.PathLi
             count += len(batch)
         writer.close()
         os.replace(temporary, final)
-    except BaseException:
+    except BaseException as error:
         writer.close()
         temporary.unlink(missing_ok=True)
+        converted = os_error_to_user_error(error, output_dir) if isinstance(error, OSError) else None
+        if converted is not None:  # a full disk: the finished shards stay, a rerun resumes after space is freed
+            raise converted from error
         raise
     return shard.name, count, skipped
 
@@ -283,23 +305,24 @@ def prepare_mixture(
     """Write the mixture of `sources` ({corpus: {"data_dir": ..., loader kwargs} or a data_dir string}) to
     `output_dir` as Parquet shards; resumable (see the module docstring). Returns Table I's rows."""
     log = (lambda message: print(message, file=sys.stderr)) if verbose else (lambda message: None)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     rule = SegmentRule(max_segment_seconds, min_segment_seconds, min_clip_seconds)
     if not 0 < min_clip_seconds <= max_segment_seconds or min_segment_seconds > max_segment_seconds:
-        raise ValueError("need 0 < min_clip_seconds <= max_segment_seconds and min_segment_seconds <= max_segment_seconds")
+        raise UserError("the segment rule needs 0 < min_clip_seconds <= max_segment_seconds and min_segment_seconds <= max_segment_seconds",
+                        where=f"max_segment_seconds {max_segment_seconds}, min_segment_seconds {min_segment_seconds}, min_clip_seconds {min_clip_seconds}",
+                        fix="change those settings")
+    if not isinstance(sources, Mapping):
+        raise UserError(f"corpora: a {type(sources).__name__} where a mapping belongs", where="corpora",
+                        fix="give one 'name: {data_dir: ...}' entry per corpus")
+    sources = {corpus: corpus_options(corpus, options) for corpus, options in sources.items()}  # every mistake before any work
+    output_dir = check_writable_dir(output_dir, "output_dir")
 
-    shards, corpora = [], {}
+    shards, corpora, absent = [], {}, []
     for corpus, options in sources.items():
-        options = {"data_dir": options} if isinstance(options, (str, os.PathLike)) else dict(options or {})
         data_dir = options.get("data_dir")
-        if data_dir is not None:
-            options["data_dir"] = data_dir = os.path.expandvars(os.path.expanduser(os.fspath(data_dir)))
-            if not os.path.isdir(data_dir):
-                log(f"voc125: leaving out {corpus}: data_dir '{data_dir}' is not on disk")
-                continue
-        elif builder_class(corpus).REQUIRES_DATA_DIR:
-            log(f"voc125: leaving out {corpus}: no data_dir given")
+        if data_dir is not None and not os.path.isdir(data_dir):
+            unset = " (it uses an environment variable that is not set)" if "$" in data_dir else ""
+            log(f"voc125: leaving out {corpus}: data_dir '{data_dir}' is not on disk{unset}")
+            absent.append(data_dir)
             continue
         files = list_sources(corpus, options, cache_dir)
         corpus_shards = plan_shards(files, rule, shard_hours)
@@ -307,8 +330,13 @@ def prepare_mixture(
         corpora[corpus] = {key: value for key, value in options.items() if key != "data_dir"} | {"data_dir": data_dir}
         shards += corpus_shards
     if not shards:
-        raise ValueError("voc125: none of the corpora given is on disk (or none has a file long enough): nothing to write.")
+        raise UserError(
+            "none of the corpora given is on disk, or none has a file long enough: nothing to write",
+            where=", ".join(absent) if absent else "corpora",
+            fix="download the corpora and point their data_dir at them (set VOC2VEC_DATA for configs/voc125.yaml)",
+        )
 
+    output_dir.mkdir(parents=True, exist_ok=True)
     # The folder holds one mixture: the manifest goes first (it is rewritten when every shard is there), and
     # shards of another plan are removed, so globbing `*.parquet` never mixes two plans. Only files named
     # like this module's shards are touched.
@@ -350,6 +378,48 @@ def prepare_mixture(
     if verbose:
         print(format_table(rows))
     return rows
+
+
+def corpus_options(corpus: str, options: Mapping[str, Any] | str | os.PathLike | None) -> dict:
+    """One corpus's entry of the config as load_corpus options ({"data_dir": ..., loader keys}), or a `UserError`
+    naming the corpus and key: an unknown corpus, a list or number where a mapping belongs, a misspelt key, an
+    empty data_dir. data_dir gets ~ and $VARIABLES expanded."""
+    where = f"corpora: {corpus}"
+    if corpus not in corpus_names():
+        raise UserError(f"unknown corpus '{corpus}'", where=where,
+                        fix=f"{_did_you_mean(corpus, corpus_names())}use one of {', '.join(VOC125_CORPORA)} (or demo)")
+    if isinstance(options, (str, os.PathLike)):
+        options = {"data_dir": options}
+    elif options is None:
+        options = {}
+    elif not isinstance(options, Mapping):
+        raise UserError(f"a {type(options).__name__} where a mapping belongs", where=where,
+                        fix=f"write '{corpus}: {{data_dir: <folder>}}' (or '{corpus}: <folder>')")
+    options = dict(options)
+    cls = builder_class(corpus)
+    known = {"data_dir", "config"} | {item.name for item in dataclasses.fields(cls.BUILDER_CONFIG_CLASS)} - {"name", "version", "description"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(f"unknown key(s) {', '.join(map(str, unknown))}", where=where,
+                        fix=f"{' '.join(_did_you_mean(key, known) for key in unknown)}the keys {corpus} takes are {', '.join(sorted(known))}")
+    data_dir = options.get("data_dir")
+    if data_dir is None or (isinstance(data_dir, str) and not data_dir.strip()):
+        if cls.REQUIRES_DATA_DIR:
+            raise UserError("data_dir is empty", where=where, fix=f"give the folder {corpus} was unpacked into, or leave the corpus out")
+        options.pop("data_dir", None)
+    elif not isinstance(data_dir, (str, os.PathLike)):
+        raise UserError(f"data_dir is a {type(data_dir).__name__}, not a folder name", where=where, fix="give one folder")
+    else:
+        options["data_dir"] = os.path.expandvars(os.path.expanduser(os.fspath(data_dir)))
+        if os.path.exists(options["data_dir"]) and not os.path.isdir(options["data_dir"]):
+            raise UserError("data_dir is a file, not a folder", where=f"{where}: data_dir {options['data_dir']}",
+                            fix="give the folder the corpus was unpacked into")
+    return options
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(str(name), sorted(map(str, known)), n=1)
+    return f"'{name}': did you mean '{close[0]}'? " if close else ""
 
 
 def _report_shard(log, name: str, count: int, skipped: list[str]) -> None:
@@ -431,16 +501,48 @@ def format_table(rows: list[dict]) -> str:
 # ---- command line -----------------------------------------------------------------------------------
 
 
-def read_config(path: str | os.PathLike) -> dict:
-    import yaml
+SETTINGS = {  # the config's top-level keys besides corpora, with the kind of value each takes
+    "output_dir": str,
+    "cache_dir": str,
+    "num_proc": int,
+    "max_segment_seconds": float,
+    "min_segment_seconds": float,
+    "min_clip_seconds": float,
+    "shard_hours": float,
+}
 
-    config = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(config.get("corpora"), dict):
-        raise ValueError(f"{path}: expected a 'corpora:' mapping of corpus name to {{data_dir: ...}}")
+
+def read_config(path: str | os.PathLike) -> dict:
+    """The mixture config, checked: a missing file, a YAML error, an unknown or misspelt key, or a value of the
+    wrong kind is a `UserError` naming the file and key. Corpus entries are checked by `corpus_options`."""
+    from voc2vec.arguments import read_config_file  # its YAML errors carry the line (imported here: it pulls in transformers)
+
+    config = read_config_file(path)
+    unknown = sorted(set(config) - set(SETTINGS) - {"corpora"})
+    if unknown:
+        known = set(SETTINGS) | {"corpora"}
+        raise UserError(f"unknown key(s) {', '.join(map(str, unknown))}", where=path,
+                        fix=f"{' '.join(_did_you_mean(key, known) for key in unknown)}the keys are {', '.join(sorted(known))}")
+    if not isinstance(config.get("corpora"), Mapping):
+        found = "no 'corpora:'" if config.get("corpora") is None else f"a {type(config['corpora']).__name__}"
+        raise UserError(f"corpora: {found} where a mapping of corpus name to {{data_dir: ...}} belongs", where=path,
+                        fix="write 'corpora:' followed by one indented 'name: {data_dir: <folder>}' line per corpus")
+    for key, kind in SETTINGS.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if kind is str and not isinstance(value, str):
+            raise UserError(f"{key}: a {type(value).__name__} where a folder name belongs", where=path, fix=f"write '{key}: <folder>'")
+        if kind in (int, float):
+            number = isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+            if not number or value <= 0:
+                what = "a whole number" if kind is int else "a number"
+                raise UserError(f"{key} must be {what} above 0, got {value!r}", where=path, fix=f"e.g. '{key}: {4 if kind is int else 1.0}'")
     return config
 
 
-def main(argv: list[str] | None = None) -> None:
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m voc2vec.mixture", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="write (or resume writing) the mixture described by a YAML config")
@@ -453,31 +555,38 @@ def main(argv: list[str] | None = None) -> None:
     stats.add_argument("output_dir")
     args = parser.parse_args(argv)
     if args.command == "stats":
-        print(format_table(mixture_table(args.output_dir)))
-        return
+        try:
+            print(format_table(mixture_table(args.output_dir)))
+        except FileNotFoundError as error:
+            raise UserError("no finished mixture there (voc125.json is written last)", where=args.output_dir,
+                            fix="run `python -m voc2vec.mixture prepare` to completion first") from error
+        return 0
     config = read_config(args.config)
     sources = config["corpora"]
     if args.corpora:
         wanted = [name.strip() for name in args.corpora.split(",") if name.strip()]
         unknown = sorted(set(wanted) - set(sources))
         if unknown:
-            parser.error(f"--corpora: {unknown} not in {args.config}")
+            raise UserError(f"--corpora: {', '.join(unknown)} not in the config", where=args.config,
+                            fix=f"choose among {', '.join(sources)}")
         sources = {name: sources[name] for name in wanted}
+    if args.num_proc is not None and args.num_proc < 1:
+        raise UserError(f"--num_proc must be at least 1, got {args.num_proc}", where="--num_proc", fix="pass --num_proc 1 or more")
     output_dir = os.path.expandvars(os.path.expanduser(args.output_dir or config.get("output_dir") or ""))
     if not output_dir or "$" in output_dir:
-        parser.error(f"no usable output_dir ('{output_dir}'): set it in the config, pass --output_dir, or set the variables it uses")
-    settings = {key: config[key] for key in ("max_segment_seconds", "min_segment_seconds", "min_clip_seconds", "shard_hours") if key in config}
-    try:
-        prepare_mixture(
-            sources,
-            output_dir,
-            num_proc=args.num_proc or config.get("num_proc", 1),
-            cache_dir=args.cache_dir or config.get("cache_dir"),
-            **settings,
-        )
-    except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
+        raise UserError(f"no usable output_dir ('{output_dir}')", where=args.config,
+                        fix="set output_dir in the config, pass --output_dir, or set the environment variables it uses")
+    settings = {key: config[key] for key in ("max_segment_seconds", "min_segment_seconds", "min_clip_seconds", "shard_hours") if config.get(key) is not None}
+    cache_dir = args.cache_dir or config.get("cache_dir")
+    prepare_mixture(
+        sources,
+        output_dir,
+        num_proc=args.num_proc or config.get("num_proc") or 1,
+        cache_dir=os.path.expandvars(os.path.expanduser(cache_dir)) if cache_dir else None,
+        **settings,
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
