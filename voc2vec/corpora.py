@@ -29,7 +29,7 @@ from voc2vec.builder import CorpusLayoutError, CorpusReport, VocalizationBuilder
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, os_error_to_user_error
 
 # The loading scripts live beside the package in the repository, one file per corpus.
-DATA_SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_SCRIPTS_DIR = importlib.import_module("voc2vec.resources").shipped_dir("data")  # voc2vec/data/ once installed
 REPORT_FILE = "voc2vec_report.json"
 
 
@@ -86,7 +86,7 @@ def folder_fingerprint(folder: str | os.PathLike | None) -> str:
                     stat = os.stat(path)
                     state = f"{stat.st_size}\0{stat.st_mtime_ns}"
                 except OSError:
-                    state = f"unreachable\0{_link_target(path)}"
+                    state = "unreachable"
                 digest.update(f"{os.path.relpath(path, folder)}\0{state}\n".encode())
     return digest.hexdigest()[:16]
 
