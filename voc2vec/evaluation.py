@@ -107,8 +107,10 @@ def run_split(
     save_model_dir: Path | None = None,
     extra_metadata: dict | None = None,
     log_prefix: str = "",
+    write_files: bool = True,
 ) -> dict:
-    """Train and score one split; write `predictions.csv`, the model if asked, and `metrics.json` (last) to `folder`."""
+    """Train and score one split; write `predictions.csv`, the model if asked, and `metrics.json` (last) to `folder`
+    (`write_files=False`: the other ranks of a data-parallel run, which train alongside rank 0 but write nothing)."""
     corpus = plan.corpus
     started = time.perf_counter()
     if model_args.method == "finetune" and not is_feature_baseline(model_args.model_name_or_path):
@@ -140,6 +142,8 @@ def run_split(
         metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, len(corpus.label_names)).tolist()
     else:
         metrics["test"] = regression_metrics(outputs, corpus.targets[split.test], corpus.label_names)
+    if not write_files:
+        return metrics
     if save_model_dir is not None:
         info = {key: metrics[key] for key in ("dataset", "model_name_or_path", "head", "protocol", "evaluated_on", "num_clips", "test")}
         save_model(result.model, plan.feature_extractor, Path(save_model_dir), info | (extra_metadata or {}))

@@ -26,13 +26,13 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import EarlyStoppingCallback, PrinterCallback, ProgressCallback, Trainer, TrainerCallback, set_seed
 
-from voc2vec.collate import AudioClips, AudioCollator
+from voc2vec.collate import AudioClips, AudioCollator, padding_counts
 from voc2vec.errors import UserError
 from voc2vec.heads import balanced_class_weights
 from voc2vec.losses import TaskLoss
 from voc2vec.metrics import make_classification_compute_metrics, make_regression_compute_metrics
 from voc2vec.models import build_model, head_description
-from voc2vec.prediction import evaluation_batches, pads_exactly, predict_logits
+from voc2vec.prediction import evaluation_batches, fixed_size_features, pads_exactly, predict_logits
 from voc2vec.tasks import CLASSIFICATION, REGRESSION, TaskCorpus
 
 logger = logging.getLogger(__name__)
@@ -108,8 +108,8 @@ class FineTuningTrainer(Trainer):
         return inputs
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        lengths = inputs["input_lengths"]
-        self.padding_counts += [int(lengths.sum()), int(inputs["input_values"].numel() - lengths.sum())]
+        # Samples for waveform models, feature frames for spectrogram models (Whisper's `input_features`).
+        self.padding_counts += padding_counts(inputs, fixed_size_features(self.processing_class))
         inputs = self._model_inputs(inputs)
         if self.task_loss.is_batch_statistic and (self.update_size > 1 or self.args.world_size > 1):
             return self.batch_statistic_step(model, inputs)
@@ -150,6 +150,11 @@ class FineTuningTrainer(Trainer):
         batches = evaluation_batches(dataset.lengths(), self.args.eval_batch_size, self.may_pad_evaluation)
         loader = DataLoader(dataset, batch_sampler=batches, collate_fn=self.data_collator,
                             num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        if self.args.world_size > 1:
+            # Sharding variable-size batches over ranks would pad the last shards with repeated clips. Every rank
+            # scores every clip instead: the gathered outputs then hold each clip once per rank, which leaves UAR,
+            # accuracy, F1, CCC and MSE exactly as they are (validation sets are small).
+            return loader
         return self.accelerator.prepare(loader)
 
     # -- the padded share of the training audio, logged with the training loss -------------------------------------
@@ -284,8 +289,10 @@ def finetune(
     training_started = time.perf_counter()
     try:
         trainer.train()
+        trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint before it is deleted
     finally:
-        shutil.rmtree(args.output_dir, ignore_errors=True)  # a failed run leaves no checkpoints to fill the disk
+        if trainer.is_world_process_zero():
+            shutil.rmtree(args.output_dir, ignore_errors=True)  # a failed run leaves no checkpoints to fill the disk
     training_seconds = time.perf_counter() - training_started
 
     evaluation_started = time.perf_counter()
