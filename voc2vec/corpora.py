@@ -86,7 +86,7 @@ def folder_fingerprint(folder: str | os.PathLike | None) -> str:
                     stat = os.stat(path)
                     state = f"{stat.st_size}\0{stat.st_mtime_ns}"
                 except OSError:
-                    state = "unreachable"
+                    state = f"unreachable\0{_link_target(path)}"
                 digest.update(f"{os.path.relpath(path, folder)}\0{state}\n".encode())
     return digest.hexdigest()[:16]
 
