@@ -26,6 +26,7 @@ from pathlib import Path
 import transformers
 
 from voc2vec.arguments import DataArguments, FineTuningTrainingArguments, ModelArguments, ProtocolArguments, parse_arguments
+from voc2vec.distributed import OtherRankFailed, main_process_first, start
 from voc2vec.errors import check_writable_dir, exit_on_user_error
 from voc2vec.evaluation import decode, headline, plan_evaluation, run_split
 
@@ -34,22 +35,35 @@ logger = logging.getLogger("run_classification")
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    launch = start(argv, data_parallel_only=True)  # under accelerate launch / torchrun: DDP, rank 0 writes
     model_args, data_args, protocol_args, training_args, _ = parse_arguments(
         (ModelArguments, DataArguments, ProtocolArguments, FineTuningTrainingArguments), argv
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, force=True)
     transformers.utils.logging.set_verbosity_warning()
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # its per-evaluation gather notes are noise here
-    output_dir = check_writable_dir(training_args.output_dir, "--output_dir")
+    output_dir = Path(training_args.output_dir)
+    if launch.is_main:
+        check_writable_dir(output_dir, "--output_dir")
 
-    # Load the labels, choose the split and check the model before any audio is decoded or step trained.
-    plan = plan_evaluation(model_args, data_args, protocol_args, training_args, single_split=True)
+    # Load the labels, choose the split and check the model before any audio is decoded or step trained; decode
+    # every clip once (rank 0 first, into the cache the other ranks then read).
+    def plan_and_decode():
+        plan = plan_evaluation(model_args, data_args, protocol_args, training_args, single_split=True)
+        return plan, decode(plan, data_args)
+
+    try:
+        plan, decoded = main_process_first(launch, f"run_classification:{output_dir.resolve()}", plan_and_decode)
+    except OtherRankFailed:  # rank 0 prints the error
+        return 2
     split = plan.runs[0]
     logger.info("%s (%s, --protocol %s): %d train, %d validation, %d test clips; test = %s", plan.corpus.name,
                 plan.corpus.task, plan.protocol.name, len(split.train), len(split.validation), len(split.test), split.evaluated_on)
-
-    decoded = decode(plan, data_args)
-    metrics = run_split(plan, decoded, split, model_args, data_args, training_args, Path(output_dir), save_model_dir=output_dir)
+    metrics = run_split(plan, decoded, split, model_args, data_args, training_args, output_dir, save_model_dir=output_dir,
+                        write_files=launch.is_main)
+    if not launch.is_main:
+        return 0
     logger.info("test (%s): %s", metrics["evaluated_on"], headline(metrics))
     logger.info("model, metrics.json and predictions.csv written to %s", output_dir)
     return 0

@@ -109,3 +109,17 @@ def test_one_fold_data_parallel_on_all_processes(corpus, tmp_path):
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["complete"] and len(summary["per_fold"]) == 2
     assert log.count("| **mean ± std** |") == 1
+
+
+def test_run_classification_under_a_launcher_trains_data_parallel(corpus, tmp_path):
+    csv_path, cache = corpus
+    output_dir = tmp_path / "single"
+    argv = ["--dataset_name", "csv", "--data_files", str(csv_path), "--speaker_column", "speaker", "--test_fraction", "0.25",
+            "--validation_fraction", "0.34", "--use_cpu", "true", *fast_training_flags(output_dir, cache)]
+    result = torchrun(ROOT / "run_classification.py", argv)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "parallel_mode != ParallelMode.DISTRIBUTED" not in log
+    assert len(re.findall(r"epoch 1: train loss", log)) == 2 and log.count("model, metrics.json and predictions.csv written") == 1
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["num_clips"]["test"] == len(pd.read_csv(output_dir / "predictions.csv"))

@@ -94,14 +94,15 @@ def requested_distribute(argv: list[str]) -> str:
     return value
 
 
-def start(argv: list[str]) -> Launch:
-    """Join a launch of several processes (see the module docstring); a single process gets `Launch.single()`."""
+def start(argv: list[str], data_parallel_only: bool = False) -> Launch:
+    """Join a launch of several processes (see the module docstring); a single process gets `Launch.single()`.
+    `data_parallel_only`: one split to train (run_classification.py), so the processes always train it together."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Launch.single()
     import torch.distributed
 
-    mode = "ddp" if requested_distribute(argv) == "ddp" else "folds"
+    mode = "ddp" if data_parallel_only or requested_distribute(argv) == "ddp" else "folds"
     store, rank, world_size = next(torch.distributed.rendezvous("env://", timeout=STORE_TIMEOUT))
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if mode == "folds":
