@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 import voc2vec.cache as cache
-from corpus_fixtures import FIXTURE_CORPORA, permissions_enforced, write_donateacry, write_nnime, write_wav
+from corpus_fixtures import FIXTURE_CORPORA, permissions_enforced, write_donateacry, write_nnime, write_nonverbal_vocalization, write_wav
 from voc2vec import corpora
 from voc2vec.audio import AudioDecodeError, audio_info, load_audio
 from voc2vec.builder import CorpusLayoutError
@@ -33,14 +33,14 @@ def reasons(report) -> dict[str, str]:
 
 
 def test_broken_and_looping_links_are_reported_and_the_rest_prepared(tmp_path, cache_dir, capsys):
-    root = write_donateacry(tmp_path)
+    root = write_donateacry(tmp_path / "corpus")
     hungry = root / "donateacry-corpus" / "donateacry_corpus_cleaned_and_updated_data" / "hungry"
     (hungry / HUNGRY.format(1)).symlink_to("deleted.wav")             # dangling
     (hungry / HUNGRY.format(2)).symlink_to(HUNGRY.format(3))          # a loop of two links
     (hungry / HUNGRY.format(3)).symlink_to(HUNGRY.format(2))
     (hungry / "up").symlink_to("..")                                  # a folder link back up: never walked
 
-    dataset, report = load_corpus("donateacry", data_dir=tmp_path, cache_dir=cache_dir, return_report=True)
+    dataset, report = load_corpus("donateacry", data_dir=root, cache_dir=cache_dir, return_report=True)
 
     assert len(dataset) == 4 and report.kept == 4
     found = reasons(report)
@@ -50,15 +50,21 @@ def test_broken_and_looping_links_are_reported_and_the_rest_prepared(tmp_path, c
     assert "3 skipped" in capsys.readouterr().err
 
     # The entry point reports them too, and exits normally.
-    assert corpora.main(["stats", "donateacry", "--data_dir", str(tmp_path), "--cache_dir", str(cache_dir)]) == 0
+    assert corpora.main(["stats", "donateacry", "--data_dir", str(root), "--cache_dir", str(cache_dir)]) == 0
     captured = capsys.readouterr()
     assert "| donateacry | 5 |" not in captured.out and "| 4 |" in captured.out and "symbolic link loop" in captured.err
+
+    # A broken link pointed elsewhere (still broken) is prepared again: the report names the new target.
+    (hungry / HUNGRY.format(1)).unlink()
+    (hungry / HUNGRY.format(1)).symlink_to("moved.wav")
+    _, report = load_corpus("donateacry", data_dir=root, cache_dir=cache_dir, return_report=True, verbose=False)
+    assert reasons(report)[HUNGRY.format(1)].startswith("broken symbolic link: it points to 'moved.wav'")
 
     # Mending the dangling link changes the corpus fingerprint: prepared again with the file it now reaches.
     (hungry / HUNGRY.format(1)).unlink()
     write_wav(hungry / "deleted.wav", sampling_rate=8000)  # not a valid Donate A Cry name: reported, the link is read
     (hungry / HUNGRY.format(1)).symlink_to("deleted.wav")
-    mended, report = load_corpus("donateacry", data_dir=tmp_path, cache_dir=cache_dir, return_report=True, verbose=False)
+    mended, report = load_corpus("donateacry", data_dir=root, cache_dir=cache_dir, return_report=True, verbose=False)
     assert HUNGRY.format(1) in {Path(path).name for path in mended["path"]}
     assert set(reasons(report)) == {HUNGRY.format(2), HUNGRY.format(3), "deleted.wav"}
 
@@ -171,7 +177,12 @@ def test_globbing_loaders_refuse_the_real_donateacry_copy(loader, cache_dir):
 
 def test_nnime_names_the_corpus_it_found(tmp_path, cache_dir):
     with pytest.raises(CorpusLayoutError, match=r"holds another corpus, donateacry \(at '.*donateacry_corpus_cleaned_and_updated_data'\)"):
-        load_corpus("nnime", data_dir=write_donateacry(tmp_path), cache_dir=cache_dir)
+        load_corpus("nnime", data_dir=write_donateacry(tmp_path / "cries"), cache_dir=cache_dir)
+    # A partial OpenSLR copy (three class folders, no metadata file) is still recognized by its hyphenated names.
+    partial = write_nonverbal_vocalization(tmp_path / "nonverbal")
+    (partial / "NonverbalVocalization" / "Nonverbal_Vocalization_metadata.json").unlink()
+    with pytest.raises(CorpusLayoutError, match="holds another corpus, nonverbal_vocalization"):
+        load_corpus("nnime", data_dir=partial, cache_dir=cache_dir)
 
 
 # ---- unwritable caches and full disks -------------------------------------------------------------------------

@@ -54,6 +54,13 @@ def test_unchanged_corpus_is_read_back_without_preparing(tmp_path):
     assert again.cache_files == first.cache_files
 
 
+def test_cache_inside_the_corpus_folder_does_not_change_its_key(tmp_path):
+    write_clip(tmp_path / "corpus" / "spk" / "a.wav", 8000, 16000)
+    first = load_corpus("nnime", data_dir=tmp_path / "corpus", cache_dir=tmp_path / "corpus" / ".cache")
+    again = load_corpus("nnime", data_dir=tmp_path / "corpus", cache_dir=tmp_path / "corpus" / ".cache")
+    assert again.cache_files == first.cache_files
+
+
 def test_edited_loader_is_prepared_again(tmp_path):
     write_clip(tmp_path / "corpus" / "session1" / "a.wav", 8000, 16000)
     script = tmp_path / "scripts" / "nnime_edited.py"

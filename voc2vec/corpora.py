@@ -69,17 +69,20 @@ def builder_class(name: str) -> type[VocalizationBuilder]:
     return builders[0]
 
 
-def folder_fingerprint(folder: str | os.PathLike | None) -> str:
+def folder_fingerprint(folder: str | os.PathLike | None, exclude: tuple[str | os.PathLike, ...] = ()) -> str:
     """Hash of every file's relative path, size and mtime below `folder`: cheap, and changes with the corpus.
 
     A file that cannot be reached (a broken symbolic link, a loop of links, no permission on the way) is hashed
     by its name and link target instead: preparation then reports it like any unreadable file, and fixing the
-    link changes the fingerprint. Links to folders are not followed, as in `find_audio_files`.
+    link changes the fingerprint. Links to folders are not followed, as in `find_audio_files`. Folders in
+    `exclude` are left out: a cache kept inside the corpus folder changes with every preparation, and would
+    otherwise make every load prepare again.
     """
     digest = hashlib.sha256()
+    excluded = {os.path.realpath(path) for path in exclude}
     if folder and os.path.isdir(folder):
         for directory, subdirs, files in os.walk(folder):
-            subdirs.sort()
+            subdirs[:] = sorted(name for name in subdirs if os.path.realpath(os.path.join(directory, name)) not in excluded)
             for file_name in sorted(files):
                 path = os.path.join(directory, file_name)
                 try:
@@ -109,15 +112,16 @@ def _data_file_list(data_files) -> list:
     return list(data_files)
 
 
-def _builder_fingerprint(cls: type, data_dir, data_files, audio_root=None) -> str:
-    # The loader's own code, the shared base class, and the corpus on disk all key the cache.
+def _builder_fingerprint(cls: type, data_dir, data_files, audio_root=None, cache_root=None) -> str:
+    # The loader's own code, the shared base class, and the corpus on disk (less the cache) all key the cache.
     digest = hashlib.sha256()
     for source in (inspect.getfile(cls), inspect.getfile(VocalizationBuilder)):
         digest.update(Path(source).read_bytes())
+    exclude = (cache_root,) if cache_root else ()
     for folder in (data_dir, audio_root):  # audio_root: where the csv loader finds the files a CSV lists
-        digest.update(folder_fingerprint(folder).encode())
+        digest.update(folder_fingerprint(folder, exclude).encode())
     for file in _data_file_list(data_files):
-        digest.update(folder_fingerprint(Path(file).parent).encode())
+        digest.update(folder_fingerprint(Path(file).parent, exclude).encode())
     return digest.hexdigest()[:16]
 
 
@@ -149,7 +153,7 @@ def load_corpus(
         config_name=config,
         data_dir=data_dir,
         cache_dir=os.fspath(cache_dir) if cache_dir else None,
-        hash=_builder_fingerprint(cls, data_dir, config_kwargs.get("data_files"), config_kwargs.get("audio_root")),
+        hash=_builder_fingerprint(cls, data_dir, config_kwargs.get("data_files"), config_kwargs.get("audio_root"), cache_root),
         **config_kwargs,
     )
     report_path = Path(builder.cache_dir) / REPORT_FILE
