@@ -246,12 +246,14 @@ def finetune(
     work_dir: str | Path,
     uar_over: str = "present",
     log_prefix: str = "",
+    callbacks: list[TrainerCallback] | None = None,
 ) -> FineTuningResult:
     """Train on `split.train`, choose the best epoch on `split.validation`, score `split.test` once.
 
     `work_dir` holds the Trainer's checkpoints while training (deleted at the end) and its logs
     (`work_dir/logs`, kept: TensorBoard and other trackers write there). `uar_over` is how validation UAR is
     computed ("present" classes, or the "union" of true and predicted classes as the seed's scikit-learn call).
+    `callbacks` are added to the Trainer's (e.g. to watch gradients or log elsewhere).
     """
     work_dir = Path(work_dir)
     set_seed(training_args.seed)  # the same model initialization for a fold whichever order folds run in
@@ -265,7 +267,7 @@ def finetune(
         compute_metrics = make_classification_compute_metrics(model.config.id2label, uar_over=uar_over)
     else:
         compute_metrics = make_regression_compute_metrics(corpus.label_names)
-    callbacks = [EpochLogCallback(args.metric_for_best_model, log_prefix)]
+    callbacks = [EpochLogCallback(args.metric_for_best_model, log_prefix), *(callbacks or [])]
     if model_args.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=model_args.early_stopping_patience))
     may_pad = pads_exactly(model.config, feature_extractor)
