@@ -1,49 +1,58 @@
 #!/usr/bin/env python
-"""Self-supervised pretraining of voc2vec encoders: wav2vec 2.0 (from scratch or continued) and HuBERT.
+"""Self-supervised pretraining of voc2vec encoders: wav2vec 2.0 and HuBERT, from scratch or continued.
 
-    accelerate launch run_pretraining.py configs/pretraining/voc2vec.yaml --output_dir runs/voc2vec
     python run_pretraining.py configs/pretraining/demo.yaml --max_train_steps 20
+    accelerate launch run_pretraining.py configs/pretraining/voc2vec.yaml --output_dir runs/voc2vec
+    torchrun --nproc_per_node 8 run_pretraining.py configs/pretraining/voc2vec.yaml
 
-The YAML file gives every argument; flags after it override it. The objective follows the model type:
-a wav2vec2 config or checkpoint trains `Wav2Vec2ForPreTraining` (contrastive + diversity loss), a hubert
-one trains HuBERT's masked prediction of k-means targets. `output_dir/final/` holds the encoder and its
-feature extractor for `run_classification.py --model_name_or_path`.
+The YAML file gives every argument; flags after it override it. The model family (the config's
+`model_type`) picks the objective (voc2vec.pretraining.objectives): wav2vec 2.0's contrastive + diversity
+loss, or HuBERT's masked prediction of k-means targets. Batches hold no padding: each clip is cropped to
+the shortest clip of its batch. `output_dir` gets `metrics.jsonl`, TensorBoard logs, checkpoints/ and
+`final/`, the encoder and its feature extractor for `run_cv.py --model_name_or_path`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
-import shutil
 import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, LoggerType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    HubertModel,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2ForPreTraining,
-    get_linear_schedule_with_warmup,
-)
+from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor, get_linear_schedule_with_warmup
 
 from voc2vec.arguments import parse_arguments as parse_config_and_flags
-from voc2vec.pretraining.batching import DurationBucketBatchSampler, MaskedPretrainingCollator
-from voc2vec.pretraining.data import CroppedAudioDataset, decode_audio_value, load_pretraining_dataset, normalize_audio
-from voc2vec.pretraining.hubert import HubertForMaskedPretraining
-from voc2vec.pretraining.kmeans_targets import KMeansTargetSpec, kmeans_frame_targets
-from voc2vec.pretraining.monitoring import CollapseGuard, MetricsLog, NonFiniteLossError, check_finite_loss
-from voc2vec.pretraining.wav2vec2_loss import count_masked_frames, gumbel_temperature, loss_multiplier
+from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error
+from voc2vec.pretraining.batching import DurationBucketBatchSampler, MaskedPretrainingCollator, batch_length_shares
+from voc2vec.pretraining.checkpoints import checkpoint_bytes, resolve_resume_checkpoint, save_checkpoint
+from voc2vec.pretraining.data import AudioClipDataset, decode_audio_value, load_pretraining_dataset, normalize_audio
+from voc2vec.pretraining.loss_normalization import count_masked_frames, loss_multiplier
+from voc2vec.pretraining.monitoring import CollapseGuard, MetricsLog, NonFiniteLossError, NonFiniteWatch, check_finite_loss
+from voc2vec.pretraining.objectives import objective_for
 
 logger = logging.getLogger("run_pretraining")
+
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
+TRACKERS = ("none", "all", *(tracker.value for tracker in LoggerType))
+RUN_FILE = "pretraining_run.json"  # the run's settings and objective; copied into final/ with the last metrics
+
+
+def require(condition: bool, message: str) -> None:
+    """A `__post_init__` check: parse_arguments turns the ValueError into `error: <message> (<config>)`."""
+    if not condition:
+        raise ValueError(message)
 
 
 @dataclass
@@ -60,7 +69,19 @@ class ModelArguments:
         default=None, metadata={"help": "Feature extractor to save with the model; defaults to the checkpoint's."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models and datasets are cached."})
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": f"Attention kernels: {', '.join(ATTENTION_IMPLEMENTATIONS)} (sdpa: PyTorch's fused attention)."}
+    )
+    layerdrop: float | None = field(
+        default=None, metadata={"help": "Probability of skipping each transformer layer in an update (config's if unset; fairseq base: 0.05)."}
+    )
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "Keep the convolutional feature encoder fixed."})
+    feature_grad_mult: float = field(
+        default=1.0, metadata={"help": "Scale of the gradient into the CNN feature encoder (fairseq's from-scratch recipes: 0.1)."}
+    )
+    feature_penalty_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the L2 penalty on the CNN features (fairseq's from-scratch recipes: 10)."}
+    )
     mask_time_prob: float = field(
         default=0.65, metadata={"help": "Probability that a frame starts a masked span (wav2vec 2.0: 0.65, HuBERT: 0.8)."}
     )
@@ -74,7 +95,7 @@ class ModelArguments:
     num_clusters: int = field(default=500, metadata={"help": "HuBERT: k-means clusters (k) of the frame targets."})
     kmeans_features: str = field(
         default="auto",
-        metadata={"help": "HuBERT targets from 'mfcc' or a 'layer' of the initial model; 'auto': layer when continuing a checkpoint, else mfcc."},
+        metadata={"help": "HuBERT targets from 'mfcc' (Kaldi MFCCs) or a 'layer' of the initial model; 'auto': layer when continuing a checkpoint, else mfcc."},
     )
     kmeans_layer: int = field(default=9, metadata={"help": "HuBERT: transformer layer of the initial model clustered for targets."})
     kmeans_max_fit_clips: int = field(default=10000, metadata={"help": "HuBERT: clips sampled to fit k-means."})
@@ -83,6 +104,33 @@ class ModelArguments:
     )
     hubert_projection_dim: int = field(default=256, metadata={"help": "HuBERT head: dimension of the projection and cluster embeddings."})
     hubert_logit_temperature: float = field(default=0.1, metadata={"help": "HuBERT head: temperature of the cosine similarities."})
+
+    def __post_init__(self):
+        require(bool(self.model_name_or_path or self.config_name),
+                "give --model_name_or_path (continued pretraining) or --config_name (from scratch)")
+        require(self.attn_implementation in ATTENTION_IMPLEMENTATIONS,
+                f"--attn_implementation must be one of {', '.join(ATTENTION_IMPLEMENTATIONS)}, got {self.attn_implementation!r}")
+        require(self.layerdrop is None or 0 <= self.layerdrop < 1, f"--layerdrop must be in [0, 1), got {self.layerdrop}")
+        require(0 < self.feature_grad_mult <= 1,
+                f"--feature_grad_mult must be in (0, 1] (use --freeze_feature_encoder to freeze the CNN), got {self.feature_grad_mult}")
+        require(self.feature_penalty_weight >= 0, f"--feature_penalty_weight must be 0 or more, got {self.feature_penalty_weight}")
+        require(0 < self.mask_time_prob <= 1, f"--mask_time_prob must be in (0, 1], got {self.mask_time_prob}")
+        require(self.mask_time_length >= 1, f"--mask_time_length must be at least 1 frame, got {self.mask_time_length}")
+        require(self.mask_time_min_masks >= 1, f"--mask_time_min_masks must be at least 1, got {self.mask_time_min_masks}")
+        require(self.num_negatives is None or self.num_negatives >= 1, f"--num_negatives must be at least 1, got {self.num_negatives}")
+        require(self.diversity_loss_weight is None or self.diversity_loss_weight >= 0,
+                f"--diversity_loss_weight must be 0 or more, got {self.diversity_loss_weight}")
+        require(0 < self.min_gumbel_temperature <= self.max_gumbel_temperature,
+                f"Gumbel temperatures need 0 < --min_gumbel_temperature <= --max_gumbel_temperature, got "
+                f"{self.min_gumbel_temperature} and {self.max_gumbel_temperature}")
+        require(0 < self.gumbel_temperature_decay <= 1, f"--gumbel_temperature_decay must be in (0, 1], got {self.gumbel_temperature_decay}")
+        require(self.num_clusters >= 2, f"--num_clusters must be at least 2, got {self.num_clusters}")
+        require(self.kmeans_features in ("auto", "mfcc", "layer"),
+                f"--kmeans_features must be auto, mfcc or layer, got {self.kmeans_features!r}")
+        require(self.kmeans_layer >= 0, f"--kmeans_layer must be 0 or more, got {self.kmeans_layer}")
+        require(self.kmeans_max_fit_clips >= 1, f"--kmeans_max_fit_clips must be at least 1, got {self.kmeans_max_fit_clips}")
+        require(self.hubert_projection_dim >= 1, f"--hubert_projection_dim must be at least 1, got {self.hubert_projection_dim}")
+        require(self.hubert_logit_temperature > 0, f"--hubert_logit_temperature must be positive, got {self.hubert_logit_temperature}")
 
 
 @dataclass
@@ -100,11 +148,30 @@ class DataArguments:
     max_crop_seconds: float = field(default=10.0, metadata={"help": "Longer clips are randomly cropped to this length."})
     min_duration_seconds: float = field(default=0.5, metadata={"help": "Shorter clips are left out (too few frames to mask)."})
     max_batch_seconds: float = field(
-        default=87.5, metadata={"help": "Padded audio seconds per micro-batch per device (wav2vec 2.0 base: 1.4M samples)."}
+        default=87.5, metadata={"help": "Audio seconds per micro-batch per device (wav2vec 2.0 base: 1.4M samples)."}
     )
-    num_buckets: int = field(default=20, metadata={"help": "Duration buckets; more buckets, less padding, less randomness."})
+    pad_to_longest: bool = field(
+        default=False,
+        metadata={"help": "Pad clips to the longest of their batch (with an attention mask for layer-norm models) instead of "
+                  "cropping them to the shortest (fairseq's pad=False: no zero enters the model)."},
+    )
+    num_buckets: int = field(default=20, metadata={"help": "Duration buckets; more buckets, less cropping or padding, less randomness."})
     max_train_clips: int | None = field(default=None, metadata={"help": "Use only the first N clips (quick experiments)."})
-    dataloader_num_workers: int = field(default=2, metadata={"help": "Processes decoding audio ahead of the training step."})
+    dataloader_num_workers: int = field(
+        default=2, metadata={"help": "Processes decoding audio ahead of the training step (each delivers about 1,500+ audio s/s)."}
+    )
+
+    def __post_init__(self):
+        require(bool(self.dataset_name or self.data_dir or self.train_files), "give --dataset_name, --data_dir or --train_files")
+        require(self.max_crop_seconds > 0, f"--max_crop_seconds must be positive, got {self.max_crop_seconds}")
+        require(self.min_duration_seconds >= 0.05,
+                f"--min_duration_seconds must be at least 0.05 (a few 20 ms frames to mask), got {self.min_duration_seconds}")
+        require(self.min_duration_seconds <= self.max_crop_seconds,
+                f"--min_duration_seconds ({self.min_duration_seconds}) must not exceed --max_crop_seconds ({self.max_crop_seconds})")
+        require(self.max_batch_seconds > 0, f"--max_batch_seconds must be positive, got {self.max_batch_seconds}")
+        require(self.num_buckets >= 1, f"--num_buckets must be at least 1, got {self.num_buckets}")
+        require(self.max_train_clips is None or self.max_train_clips >= 1, f"--max_train_clips must be at least 1, got {self.max_train_clips}")
+        require(self.dataloader_num_workers >= 0, f"--dataloader_num_workers must be 0 or more, got {self.dataloader_num_workers}")
 
 
 @dataclass
@@ -118,19 +185,38 @@ class PretrainingArguments:
     adam_beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (wav2vec 2.0: 0.98)."})
     adam_epsilon: float = field(default=1e-6, metadata={"help": "Adam epsilon."})
     max_grad_norm: float = field(default=10.0, metadata={"help": "Gradient clipping norm."})
-    max_train_steps: int = field(default=400000, metadata={"help": "Number of updates."})
+    max_train_steps: int = field(default=400000, metadata={"help": "Number of updates (0: only prepare, e.g. fit HuBERT targets)."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per update on each device."})
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "no, fp16 or bf16; 'auto': the accelerate config's if it names one, else bf16 on GPUs that have it, fp16 on older GPUs, no on CPU."},
     )
-    logging_steps: int = field(default=100, metadata={"help": "Updates between log rows."})
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile (inductor); pays off on long GPU runs."})
+    logging_steps: int = field(default=100, metadata={"help": "Updates between log rows (each row: means over those updates)."})
     checkpointing_steps: int = field(default=5000, metadata={"help": "Updates between checkpoints."})
     checkpoints_total_limit: int = field(default=3, metadata={"help": "Checkpoints kept (the oldest are deleted)."})
     resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest in output_dir (starts fresh if none)."}
+        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest complete one in output_dir (starts fresh if none)."}
     )
     report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker (tensorboard, wandb, ...) or 'none'."})
+
+    def __post_init__(self):
+        require(self.seed >= 0, f"--seed must be 0 or more, got {self.seed}")
+        require(self.learning_rate > 0, f"--learning_rate must be positive, got {self.learning_rate}")
+        require(0 <= self.warmup_ratio <= 1, f"--warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
+        require(self.weight_decay >= 0, f"--weight_decay must be 0 or more, got {self.weight_decay}")
+        require(0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1,
+                f"--adam_beta1 and --adam_beta2 must be in [0, 1), got {self.adam_beta1} and {self.adam_beta2}")
+        require(self.adam_epsilon > 0, f"--adam_epsilon must be positive, got {self.adam_epsilon}")
+        require(self.max_grad_norm > 0, f"--max_grad_norm must be positive, got {self.max_grad_norm}")
+        require(self.max_train_steps >= 0, f"--max_train_steps must be 0 or more, got {self.max_train_steps}")
+        require(self.gradient_accumulation_steps >= 1, f"--gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
+        require(self.mixed_precision in MIXED_PRECISIONS,
+                f"--mixed_precision must be one of {', '.join(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
+        require(self.logging_steps >= 1, f"--logging_steps must be at least 1, got {self.logging_steps}")
+        require(self.checkpointing_steps >= 1, f"--checkpointing_steps must be at least 1, got {self.checkpointing_steps}")
+        require(self.checkpoints_total_limit >= 1, f"--checkpoints_total_limit must be at least 1, got {self.checkpoints_total_limit}")
+        require(self.report_to in TRACKERS, f"--report_to must be one of {', '.join(TRACKERS)}, got {self.report_to!r}")
 
 
 @dataclass
@@ -151,7 +237,8 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     """A YAML (or JSON) file as first argument gives the values; flags after it override them."""
     *arguments, grid = parse_config_and_flags((ModelArguments, DataArguments, PretrainingArguments), argv)
     if grid is not None:
-        raise SystemExit("error: pretraining configs take no grid: section (grids are run_cv.py's).")
+        raise UserError("pretraining configs take no grid: section", where=argv[0] if argv else None,
+                        fix="remove it (grids are run_cv.py's)")
     return tuple(arguments)
 
 
@@ -167,144 +254,74 @@ def resolve_mixed_precision(requested: str) -> str | None:
     return "no"
 
 
-def build_model(model_args: ModelArguments) -> tuple[torch.nn.Module, Wav2Vec2FeatureExtractor]:
-    """Wav2Vec2ForPreTraining, or HubertForMaskedPretraining, from a checkpoint or a config; and its feature extractor."""
-    source = model_args.model_name_or_path or model_args.config_name
-    if source is None:
-        raise ValueError("give --model_name_or_path (continued pretraining) or --config_name (from scratch)")
-    config = AutoConfig.from_pretrained(source, cache_dir=model_args.cache_dir)
-    # Masks come from the collator; the model must apply them (masked_spec_embed) rather than skip masking.
-    config.apply_spec_augment = True
-    if config.model_type == "wav2vec2":
-        if model_args.num_negatives is not None:
-            config.num_negatives = model_args.num_negatives
-        if model_args.diversity_loss_weight is not None:
-            config.diversity_loss_weight = model_args.diversity_loss_weight
-        if model_args.model_name_or_path:
-            model = Wav2Vec2ForPreTraining.from_pretrained(model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir)
-        else:
-            model = Wav2Vec2ForPreTraining(config)
-        encoder = model.wav2vec2
-    elif config.model_type == "hubert":
-        if model_args.model_name_or_path:
-            encoder = HubertModel.from_pretrained(model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir)
-        else:
-            encoder = HubertModel(config)
-        model = HubertForMaskedPretraining(
-            encoder, model_args.num_clusters, model_args.hubert_projection_dim, model_args.hubert_logit_temperature
-        )
-    else:
-        raise ValueError(f"pretraining supports wav2vec2 and hubert models, not {config.model_type!r}")
-    if model_args.freeze_feature_encoder:
-        encoder.feature_extractor._freeze_parameters()
-
-    extractor_source = model_args.feature_extractor_name or model_args.model_name_or_path
-    if extractor_source:
-        feature_extractor = AutoFeatureExtractor.from_pretrained(extractor_source, cache_dir=model_args.cache_dir)
-    else:
-        # The wav2vec 2.0 convention: normalized input; only layer-norm models take an attention mask.
-        feature_extractor = Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-            return_attention_mask=config.feat_extract_norm == "layer",
-        )
-    return model, feature_extractor
+def launched_on_cpus_only() -> bool:
+    """Several processes (torchrun, accelerate launch) on a machine without GPUs: accelerate then needs `cpu=True`
+    to join them (gloo); without it every process trains alone and writes its own metrics rows."""
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    return several and not deepspeed and not torch.accelerator.is_available()
 
 
-def hubert_frame_targets(model_args, training_args, dataset, audio_column, model, feature_extractor, accelerator):
-    """Per-clip k-means labels: computed once by the main process, cached, read by the others."""
-    features = model_args.kmeans_features
-    if features == "auto":
-        features = "layer" if model_args.model_name_or_path else "mfcc"
-    spec = KMeansTargetSpec(
-        features=features,
-        model_name_or_path=model_args.model_name_or_path,
-        layer=model_args.kmeans_layer,
-        num_clusters=model_args.num_clusters,
-        max_fit_clips=model_args.kmeans_max_fit_clips,
-        data_fingerprint=dataset._fingerprint,
-        seed=training_args.seed,
-        normalized_audio=feature_extractor.do_normalize,
+def load_feature_extractor(model_args: ModelArguments, config) -> Wav2Vec2FeatureExtractor:
+    source = model_args.feature_extractor_name or model_args.model_name_or_path
+    if source:
+        return AutoFeatureExtractor.from_pretrained(source, cache_dir=model_args.cache_dir)
+    # The wav2vec 2.0 convention: normalized input; only layer-norm models take an attention mask.
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=config.feat_extract_norm == "layer",
     )
-    audio = dataset.select_columns([audio_column])
-
-    def decode(index: int) -> np.ndarray:
-        samples = decode_audio_value(audio[index][audio_column])
-        return normalize_audio(samples) if feature_extractor.do_normalize else samples
-
-    with accelerator.main_process_first():
-        teacher = model.hubert.to(accelerator.device) if features == "layer" and accelerator.is_main_process else None
-        labels, cache_file = kmeans_frame_targets(
-            dataset, decode, spec, model_args.kmeans_cache_dir, teacher=teacher, fit=accelerator.is_main_process
-        )
-    logger.info("HuBERT targets: %s (k=%d, %s)", cache_file, spec.num_clusters, features)
-    return labels
 
 
-def forward_losses(model, batch: dict, pass_attention_mask: bool) -> dict[str, torch.Tensor]:
-    """Summed losses (and what the metrics need) of one micro-batch, for either objective."""
-    attention_mask = batch["attention_mask"] if pass_attention_mask else None
-    if "labels" in batch:  # HuBERT
-        output = model(batch["input_values"], labels=batch["labels"], mask_time_indices=batch["mask_time_indices"], attention_mask=attention_mask)
-        return {"loss": output.loss, "num_correct": output.num_correct.float()}
-    output = model(
-        batch["input_values"],
-        attention_mask=attention_mask,
-        mask_time_indices=batch["mask_time_indices"],
-        sampled_negative_indices=batch["sampled_negative_indices"],
-    )
-    return {
-        "loss": output.loss,
-        "contrastive_loss": output.contrastive_loss,
-        "diversity_loss": output.diversity_loss,
-        "codevector_perplexity": output.codevector_perplexity,
-    }
+def check_output_folders(model_args: ModelArguments, data_args: DataArguments, training_args: PretrainingArguments, objective) -> None:
+    """Every folder the run writes to, checked before any work: an unwritable one is an error that names it."""
+    check_writable_dir(training_args.output_dir, "--output_dir")
+    if model_args.cache_dir:
+        check_writable_dir(model_args.cache_dir, "--cache_dir")
+    elif data_args.train_files:  # load_dataset("parquet") converts the shards into the datasets cache
+        check_writable_dir(datasets.config.HF_DATASETS_CACHE, "HF_DATASETS_CACHE")
+    if objective.model_type == "hubert":
+        check_writable_dir(os.path.expanduser(model_args.kmeans_cache_dir), "--kmeans_cache_dir")
 
 
-def find_latest_checkpoint(output_dir: Path) -> Path | None:
-    checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
-    return checkpoints[-1] if checkpoints else None
+def write_json(path: Path, content: dict) -> None:
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(content, indent=1, default=str) + "\n")
+    os.replace(temporary, path)
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, update: int, keep: int) -> Path:
-    """accelerate save_state (model, optimizer, scheduler, RNG, progress), then drop all but the newest `keep`."""
-    path = output_dir / "checkpoints" / f"checkpoint-{update}"
-    accelerator.save_state(str(path))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        checkpoints = sorted(path.parent.glob("checkpoint-*"), key=lambda item: int(item.name.split("-")[1]))
-        for old in checkpoints[: max(len(checkpoints) - keep, 0)]:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return path
-
-
-def export_encoder(accelerator: Accelerator, model, feature_extractor, path: Path) -> None:
-    """`save_pretrained` weights (safetensors, float32) and the feature extractor, loadable by the fine-tuning scripts."""
-    state_dict = accelerator.get_state_dict(model)  # gathers sharded weights under DeepSpeed
-    unwrapped = accelerator.unwrap_model(model)
-    if accelerator.is_main_process:
-        state_dict = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in state_dict.items()}
-        if isinstance(unwrapped, HubertForMaskedPretraining):
-            encoder_state = {name.removeprefix("hubert."): tensor for name, tensor in state_dict.items() if name.startswith("hubert.")}
-            unwrapped.save_encoder(path, state_dict=encoder_state)
-        else:
-            unwrapped.save_pretrained(path, state_dict=state_dict)
-        feature_extractor.save_pretrained(path)
-    accelerator.wait_for_everyone()
-
-
-def main(argv: list[str] | None = None) -> Path:
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
     model_args, data_args, training_args = parse_arguments(argv)
     output_dir = Path(training_args.output_dir)
+    objective = objective_for(model_args)  # reads the model config only
+    check_output_folders(model_args, data_args, training_args, objective)
     report_to = None if training_args.report_to == "none" else training_args.report_to
     accelerator = Accelerator(
+        cpu=launched_on_cpus_only(),
         gradient_accumulation_steps=training_args.gradient_accumulation_steps,
         mixed_precision=resolve_mixed_precision(training_args.mixed_precision),
         log_with=report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "runs")),
+        # layerdrop skips different layers on each process: DDP must not wait for their gradients
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=objective.config.layerdrop > 0)],
+        dynamo_backend="inductor" if training_args.torch_compile else None,
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # the float32 parts (quantizer, losses)
     set_seed(training_args.seed)
+    try:
+        train(model_args, data_args, training_args, objective, accelerator)
+    except NonFiniteLossError as error:
+        logger.error("%s", error)
+        return 3
+    return 0
+
+
+def train(model_args, data_args, training_args, objective, accelerator) -> Path:
+    output_dir = Path(training_args.output_dir)
 
     # ---- data and model ----
     dataset, audio_column = load_pretraining_dataset(
@@ -313,70 +330,85 @@ def main(argv: list[str] | None = None) -> Path:
     if data_args.max_train_clips is not None:
         dataset = dataset.select(range(min(data_args.max_train_clips, len(dataset))))
     dataset = dataset.filter(lambda duration: duration >= data_args.min_duration_seconds, input_columns="duration")
-    model, feature_extractor = build_model(model_args)
-    config = model.config
+    if len(dataset) == 0:
+        raise UserError(f"no clip lasts at least {data_args.min_duration_seconds} s", where="--min_duration_seconds",
+                        fix="lower --min_duration_seconds or check the audio")
+    model = objective.build_model()
+    feature_extractor = load_feature_extractor(model_args, objective.config)
     sampling_rate = feature_extractor.sampling_rate
+    audio = dataset.select_columns([audio_column])
 
-    frame_labels = None
-    if config.model_type == "hubert":
-        frame_labels = hubert_frame_targets(model_args, training_args, dataset, audio_column, model, feature_extractor, accelerator)
-    audio_dataset = CroppedAudioDataset(
-        dataset, audio_column, int(data_args.max_crop_seconds * sampling_rate), feature_extractor.do_normalize,
-        seed=training_args.seed, frame_labels=frame_labels,
-    )
+    def decode(index: int) -> np.ndarray:
+        samples = decode_audio_value(audio[index][audio_column])
+        return normalize_audio(samples) if feature_extractor.do_normalize else samples
+
+    frame_labels = objective.frame_targets(model, dataset, decode, feature_extractor.do_normalize, accelerator, training_args.seed)
+    crop_to_shortest = not data_args.pad_to_longest
     collator = MaskedPretrainingCollator(
-        conv_kernel=config.conv_kernel,
-        conv_stride=config.conv_stride,
+        conv_kernel=objective.config.conv_kernel,
+        conv_stride=objective.config.conv_stride,
+        max_crop_samples=int(data_args.max_crop_seconds * sampling_rate),
+        crop_to_shortest=crop_to_shortest,
+        do_normalize=feature_extractor.do_normalize,
         mask_prob=model_args.mask_time_prob,
         mask_length=model_args.mask_time_length,
         min_masks=model_args.mask_time_min_masks,
-        num_negatives=config.num_negatives if config.model_type == "wav2vec2" else 0,
+        num_negatives=objective.num_negatives,
         seed=training_args.seed,
         sampling_rate=sampling_rate,
     )
-    crop_durations = np.minimum(np.asarray(dataset["duration"]), data_args.max_crop_seconds)
+    crop_durations = np.minimum(np.asarray(dataset["duration"], dtype=np.float64), data_args.max_crop_seconds)
     logger.info("%d clips, %.1f h of audio", len(dataset), crop_durations.sum() / 3600)
 
     # ---- optimization ----
+    # Fused AdamW skips an update on the device when told its gradients are not finite (NonFiniteWatch).
+    is_deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
     optimizer = torch.optim.AdamW(
         [parameter for parameter in model.parameters() if parameter.requires_grad],
         lr=training_args.learning_rate,
         betas=(training_args.adam_beta1, training_args.adam_beta2),
         eps=training_args.adam_epsilon,
         weight_decay=training_args.weight_decay,
+        fused=not is_deepspeed,
     )
     # Stepped by hand once per update (not prepared: accelerate would step it once per process).
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(training_args.warmup_ratio * training_args.max_train_steps), training_args.max_train_steps
     )
-    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+    if is_deepspeed:
         deepspeed_config = accelerator.state.deepspeed_plugin.deepspeed_config
         # Batches are counted in seconds, not clips: DeepSpeed's clip count only feeds its throughput logs.
         if deepspeed_config.get("train_micro_batch_size_per_gpu", "auto") == "auto":
             deepspeed_config["train_micro_batch_size_per_gpu"] = 1
         if deepspeed_config.get("gradient_clipping", "auto") == "auto":  # accelerate would fill in 1.0
             deepspeed_config["gradient_clipping"] = training_args.max_grad_norm
+    checkpoint_size = checkpoint_bytes(model)
     model, optimizer = accelerator.prepare(model, optimizer)
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(scheduler, progress)
 
     last_checkpoint = None
     if training_args.resume_from_checkpoint:
-        resume = training_args.resume_from_checkpoint
-        last_checkpoint = find_latest_checkpoint(output_dir) if resume == "latest" else Path(resume)
+        last_checkpoint = resolve_resume_checkpoint(output_dir, training_args.resume_from_checkpoint)
         if last_checkpoint is not None:
             accelerator.load_state(str(last_checkpoint))
             logger.info("resumed from %s at update %d", last_checkpoint, progress.update)
         else:
-            logger.info("no checkpoint in %s: starting from scratch", output_dir)
+            logger.info("no complete checkpoint in %s: starting from scratch", output_dir / "checkpoints")
 
     batch_sampler = DurationBucketBatchSampler(
         crop_durations, data_args.max_batch_seconds, data_args.num_buckets, seed=training_args.seed,
         num_processes=accelerator.num_processes, process_index=accelerator.process_index,
-        start_batch=progress.batches_consumed,
+        start_batch=progress.batches_consumed, crop_to_shortest=crop_to_shortest,
+    )
+    shares = batch_length_shares(crop_durations, batch_sampler.epoch_batches(0))
+    logger.info(
+        "equal-length batches: cropping each clip to the shortest of its batch drops %.1f%% of the audio; padding "
+        "to the longest would make %.1f%% of the input zeros (%s)", 100 * shares["dropped_by_cropping"],
+        100 * shares["padding_share"], "cropping" if crop_to_shortest else "padding, --pad_to_longest",
     )
     dataloader = torch.utils.data.DataLoader(
-        audio_dataset,
+        AudioClipDataset(dataset, audio_column, frame_labels),
         batch_sampler=batch_sampler,
         collate_fn=collator,
         num_workers=data_args.dataloader_num_workers,
@@ -386,100 +418,115 @@ def main(argv: list[str] | None = None) -> Path:
     )
     batches = iter(dataloader)
 
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_log = MetricsLog(output_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
+    dropped = metrics_log.drop_rows_after(progress.update)
+    if dropped:
+        logger.info("metrics.jsonl: dropped %d rows logged after update %d (they are logged again)", dropped, progress.update)
     hyperparameters = {key: str(value) if isinstance(value, (list, type(None))) else value
                        for args in (model_args, data_args, training_args) for key, value in asdict(args).items()}
+    run_description = {"objective": objective.describe(), "arguments": hyperparameters}
+    if accelerator.is_main_process:
+        write_json(output_dir / RUN_FILE, run_description)
     accelerator.init_trackers("voc2vec-pretraining", config=hyperparameters)
-    metrics_log = MetricsLog(output_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
     unwrapped = accelerator.unwrap_model(model)
-    is_wav2vec2 = config.model_type == "wav2vec2"
-    num_codevectors = config.num_codevectors_per_group * config.num_codevector_groups if is_wav2vec2 else None
-    collapse_guard = CollapseGuard(num_codevectors)
-    pass_attention_mask = bool(feature_extractor.return_attention_mask)
+    collapse_guard = CollapseGuard(objective.codebook_size)
+    non_finite = NonFiniteWatch(accelerator.device)
+    pass_attention_mask = not crop_to_shortest and bool(feature_extractor.return_attention_mask)
     accumulation_steps = accelerator.gradient_accumulation_steps
-    # fp16's loss scaler skips steps whose gradients overflow by itself; DeepSpeed has stepped by the time
-    # it reports the norm. Elsewhere the norm is checked before the step.
-    check_grad_norm = accelerator.scaler is None and accelerator.distributed_type != DistributedType.DEEPSPEED
+    # fp16's loss scaler skips steps whose gradients overflow by itself; DeepSpeed applies the update inside its
+    # own step, so there the loss is checked (synchronously) before each backward instead.
+    skip_non_finite_updates = accelerator.scaler is None and not is_deepspeed
 
     # ---- training loop: one iteration per update ----
     model.train()
     progress_bar = tqdm(total=training_args.max_train_steps, initial=progress.update, disable=not accelerator.is_local_main_process)
-    interval_audio_seconds, interval_start = torch.zeros((), dtype=torch.float64, device=accelerator.device), time.perf_counter()
+    sums = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=accelerator.device))  # this process, this interval
+    interval_masked_frames = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # all processes
+    interval_grad_norm = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    interval_updates, interval_start = 0, time.perf_counter()
     while progress.update < training_args.max_train_steps:
-        update = progress.update
-        temperature = gumbel_temperature(update, model_args.max_gumbel_temperature, model_args.min_gumbel_temperature, model_args.gumbel_temperature_decay)
-        if is_wav2vec2:
-            unwrapped.set_gumbel_temperature(temperature)
+        update = progress.update + 1  # the update this iteration makes, counted from 1 as in metrics.jsonl
+        update_values = objective.before_update(unwrapped, progress.update)
 
         micro_batches = [next(batches) for _ in range(accumulation_steps)]
-        total_masked_frames = count_masked_frames(micro_batches, accelerator)
-        multiplier = loss_multiplier(total_masked_frames, accelerator.num_processes, accumulation_steps)
-        sums = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=accelerator.device))
-        grad_norm = None
+        masked_frames = count_masked_frames(micro_batches, accelerator)  # the whole window, all processes
+        multiplier = loss_multiplier(masked_frames, accelerator.num_processes, accumulation_steps)
         for batch in micro_batches:
             batch = {name: tensor.to(accelerator.device, non_blocking=True) for name, tensor in batch.items()}
             with accelerator.accumulate(model):
-                losses = forward_losses(model, batch, pass_attention_mask)
-                # Checked before backward, on every process at once, so no bad gradient is ever applied.
-                loss_over_processes = accelerator.reduce(losses["loss"].detach().float(), reduction="sum").item()
-                check_finite_loss(loss_over_processes, update, str(last_checkpoint) if last_checkpoint else None)
+                losses = objective.losses(model, batch, batch.get("attention_mask") if pass_attention_mask else None)
+                non_finite.observe_loss(update, losses["loss"])
+                if is_deepspeed:  # checked on every process at once, so no bad gradient is ever applied
+                    loss_over_processes = accelerator.reduce(losses["loss"].detach().float(), reduction="sum").item()
+                    check_finite_loss(loss_over_processes, update, str(last_checkpoint) if last_checkpoint else None)
                 accelerator.backward(losses["loss"] * multiplier)
                 if accelerator.sync_gradients:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
-                    if check_grad_norm:  # a finite loss can still have NaN gradients, which clipping does not remove
-                        check_finite_loss(float(grad_norm), update, str(last_checkpoint) if last_checkpoint else None, "gradient norm")
+                    grad_norm = torch.as_tensor(
+                        accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm),
+                        dtype=torch.float64, device=accelerator.device,
+                    )
+                    if skip_non_finite_updates:  # a finite loss can still have NaN gradients, which clipping keeps
+                        optimizer.optimizer.found_inf = non_finite.observe_grad_norm(update, grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
             for name, value in losses.items():
                 sums[name] += value.detach().double()
             sums["audio_seconds"] += batch["audio_seconds"]
-        learning_rate = scheduler.get_last_lr()[0]  # the rate this update used
+        scheduler_learning_rate = scheduler.get_last_lr()[0]  # the rate this update used
         scheduler.step()
         progress.update += 1
         progress.batches_consumed += accumulation_steps
         progress_bar.update(1)
-        interval_audio_seconds += sums["audio_seconds"]
+        interval_masked_frames += masked_frames
+        interval_grad_norm += grad_norm
+        interval_updates += 1
 
         if progress.update % training_args.logging_steps == 0 or progress.update == training_args.max_train_steps:
-            reduced = {name: accelerator.reduce(value.clone(), reduction="sum") for name, value in sums.items()}
+            non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
+            names = sorted(sums)
+            totals = dict(zip(names, accelerator.reduce(torch.stack([sums[name] for name in names]), reduction="sum")))
             elapsed = time.perf_counter() - interval_start
-            row = {
-                "update": progress.update,
-                "loss": (reduced["loss"] / total_masked_frames).item(),
-                "learning_rate": learning_rate,
-                "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                "audio_seconds_per_second": accelerator.reduce(interval_audio_seconds, reduction="sum").item() / elapsed,
-                "masked_frames": int(total_masked_frames.item()),
-            }
-            if is_wav2vec2:
-                row["contrastive_loss"] = (reduced["contrastive_loss"] / total_masked_frames).item()
-                row["diversity_loss"] = (reduced["diversity_loss"] / total_masked_frames).item()
-                row["codevector_perplexity"] = (reduced["codevector_perplexity"] / (accumulation_steps * accelerator.num_processes)).item()
-                row["gumbel_temperature"] = temperature
-            else:
-                row["masked_accuracy"] = (reduced["num_correct"] / total_masked_frames).item()
-            collapse_guard.check(progress.update, row.get("codevector_perplexity"), row["grad_norm"])
+            row = {"update": progress.update}
+            row.update(objective.log_row(totals, interval_masked_frames, interval_updates * accumulation_steps * accelerator.num_processes))
+            row.update(
+                learning_rate=scheduler_learning_rate,
+                grad_norm=interval_grad_norm / interval_updates,  # before clipping, mean over the interval
+                audio_seconds=totals["audio_seconds"],
+                audio_seconds_per_second=totals["audio_seconds"] / elapsed,
+                masked_frames=interval_masked_frames,
+                **update_values,
+            )
+            row = {name: value.item() if isinstance(value, torch.Tensor) else value for name, value in row.items()}
+            warnings = collapse_guard.check(progress.update, row.get("codevector_perplexity"), row["grad_norm"])
+            if warnings:
+                row["warnings"] = warnings
             metrics_log.write(row)
-            accelerator.log({name: value for name, value in row.items() if name != "update" and value is not None}, step=progress.update)
+            accelerator.log({name: value for name, value in row.items() if isinstance(value, (int, float)) and name != "update"},
+                            step=progress.update)
             progress_bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}")
-            interval_audio_seconds.zero_()
-            interval_start = time.perf_counter()
+            sums.clear()
+            interval_masked_frames.zero_()
+            interval_grad_norm.zero_()
+            interval_updates, interval_start = 0, time.perf_counter()
 
         if progress.update % training_args.checkpointing_steps == 0:
-            last_checkpoint = save_checkpoint(accelerator, output_dir, progress.update, training_args.checkpoints_total_limit)
+            non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
+            last_checkpoint = save_checkpoint(
+                accelerator, output_dir, progress.update, training_args.checkpoints_total_limit, checkpoint_size
+            )
 
     progress_bar.close()
     final_dir = output_dir / "final"
-    export_encoder(accelerator, model, feature_extractor, final_dir)
+    objective.export(accelerator, model, feature_extractor, final_dir)
+    if accelerator.is_main_process:
+        last_rows = [json.loads(line) for line in metrics_log.path.read_text().splitlines()[-1:]] if metrics_log.path.exists() else []
+        write_json(final_dir / RUN_FILE, run_description | {"updates": progress.update, "last_metrics": last_rows[0] if last_rows else None})
+        # The model card (final/README.md) is written here, from final/pretraining_run.json, by the card
+        # generator of the `voc2vec card` command; training_args.bin is never written into final/.
     accelerator.end_training()
     logger.info("encoder saved to %s", final_dir)
     return final_dir
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except NonFiniteLossError as error:
-        logger.error("%s", error)
-        sys.exit(3)
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""End-to-end runs of run_pretraining.py on the demo corpus with tiny models: resume, export, HuBERT, NaN stop."""
+"""End-to-end runs of run_pretraining.py on the demo corpus with tiny models: resume, export, TensorBoard, HuBERT,
+the non-finite stop."""
 
 import json
 import math
@@ -11,20 +12,26 @@ import torch
 import yaml
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, HubertModel, Wav2Vec2ForPreTraining
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModelForAudioClassification,
+    HubertModel,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForPreTraining,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import run_pretraining  # noqa: E402
 from voc2vec.errors import UserError  # noqa: E402
-from voc2vec.pretraining.monitoring import NonFiniteLossError  # noqa: E402
 
 # Small and quick: 6 s of audio per micro-batch, no trackers unless a test asks.
 QUICK = ["--max_batch_seconds", "6", "--logging_steps", "1", "--report_to", "none", "--dataloader_num_workers", "0"]
 
 
-def run(config: str, output_dir: Path, *flags: str) -> Path:
+def run(config: str, output_dir: Path, *flags: str) -> int:
     """main() in this process; accelerate keeps process-wide state, reset so each run starts clean."""
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
@@ -33,6 +40,19 @@ def run(config: str, output_dir: Path, *flags: str) -> Path:
 
 def read_metrics(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def tensorboard_scalars(output_dir: Path) -> dict[str, dict[int, float]]:
+    """Every scalar the TensorBoard event files of the run hold, read back: {tag: {step: value}}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, dict[int, float]] = {}
+    for folder in {path.parent for path in (output_dir / "runs").rglob("events.out.tfevents*")}:
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars.setdefault(tag, {}).update({event.step: event.value for event in events.Scalars(tag)})
+    return scalars
 
 
 def test_yaml_then_flags(tmp_path):
@@ -74,18 +94,24 @@ def test_paper_configs_parse():
             assert training_args.max_train_steps == 400_000 and training_args.learning_rate == 5e-4
             assert training_args.warmup_ratio == 0.08 and data_args.max_crop_seconds == 10.0
             assert data_args.train_files == [mixture_dir], name
+        # fairseq's stabilizers in the configs that train from scratch, not in those that continue a checkpoint
+        from_scratch = model_args.model_name_or_path is None
+        assert (model_args.feature_grad_mult, model_args.feature_penalty_weight) == ((0.1, 10.0) if from_scratch else (1.0, 0.0)), name
+        assert not data_args.pad_to_longest, name
 
 
 def test_resume_gives_the_same_weights_and_exports_a_loadable_encoder(tmp_path):
     """6 updates straight == 3 updates, stop, resume from the checkpoint, 3 more (with accumulation and a worker)."""
     flags = ["--max_train_steps", "6", "--gradient_accumulation_steps", "2", "--checkpointing_steps", "3", "--dataloader_num_workers", "1"]
     straight = tmp_path / "straight"
-    final = run("demo.yaml", straight, *flags, "--report_to", "tensorboard")
+    assert run("demo.yaml", straight, *flags, "--report_to", "tensorboard") == 0
+    final = straight / "final"
 
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copytree(straight / "checkpoints" / "checkpoint-3", resumed / "checkpoints" / "checkpoint-3")
-    resumed_final = run("demo.yaml", resumed, *flags, "--resume_from_checkpoint", "latest")
+    assert run("demo.yaml", resumed, *flags, "--resume_from_checkpoint", "latest") == 0
+    resumed_final = resumed / "final"
 
     expected, actual = load_file(final / "model.safetensors"), load_file(resumed_final / "model.safetensors")
     assert expected.keys() == actual.keys()
@@ -95,11 +121,19 @@ def test_resume_gives_the_same_weights_and_exports_a_loadable_encoder(tmp_path):
     straight_rows = read_metrics(straight)
     assert read_metrics(resumed)[0]["loss"] == pytest.approx(straight_rows[3]["loss"], rel=1e-5)
 
-    # metrics.jsonl carries what the issue lists, TensorBoard got the same scalars
-    for key in ("loss", "contrastive_loss", "diversity_loss", "codevector_perplexity", "grad_norm", "learning_rate",
-                "gumbel_temperature", "audio_seconds_per_second"):
+    # metrics.jsonl carries what the issue lists (the from-scratch demo config has fairseq's feature penalty on),
+    # and TensorBoard got the same scalars at the same steps
+    keys = ("loss", "contrastive_loss", "diversity_loss", "feature_penalty", "codevector_perplexity", "grad_norm",
+            "learning_rate", "gumbel_temperature", "audio_seconds", "audio_seconds_per_second", "masked_frames")
+    for key in keys:
         assert all(math.isfinite(row[key]) for row in straight_rows), key
-    assert list((straight / "runs").rglob("events.out.tfevents*"))
+    scalars = tensorboard_scalars(straight)
+    for key in keys:
+        assert scalars[key] == pytest.approx({row["update"]: row[key] for row in straight_rows}, rel=1e-6), key
+    # the logged loss is the sum of its weighted terms (contrastive + 0.1 diversity + 10 feature penalty)
+    for row in straight_rows:
+        weighted = row["contrastive_loss"] + 0.1 * row["diversity_loss"] + 10 * row["feature_penalty"]
+        assert row["loss"] == pytest.approx(weighted, rel=1e-6)
     assert sorted(path.name for path in (straight / "checkpoints").iterdir()) == ["checkpoint-3", "checkpoint-6"]
 
     # the export is what fine-tuning loads
@@ -114,32 +148,42 @@ def test_resume_gives_the_same_weights_and_exports_a_loadable_encoder(tmp_path):
 
 
 def test_checkpoint_rotation_keeps_the_last_k(tmp_path):
-    run("demo.yaml", tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "1", "--checkpoints_total_limit", "2")
+    assert run("demo.yaml", tmp_path, "--max_train_steps", "4", "--checkpointing_steps", "1", "--checkpoints_total_limit", "2") == 0
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-3", "checkpoint-4"]
 
 
 def test_hubert_continued_pretraining_exports_a_plain_hubert_model(tmp_path):
     """A tiny HuBERT 'checkpoint' continued with layer-1 k-means targets; the export loads for classification."""
     initial = tmp_path / "initial"
-    HubertModel(run_pretraining.AutoConfig.from_pretrained(ROOT / "configs" / "models" / "tiny-hubert.json")).save_pretrained(initial)
-    run_pretraining.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(initial)
+    HubertModel(AutoConfig.from_pretrained(ROOT / "configs" / "models" / "tiny-hubert.json")).save_pretrained(initial)
+    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(initial)
     output_dir = tmp_path / "run"
     flags = ["--model_name_or_path", str(initial), "--config_name", "", "--kmeans_features", "layer", "--kmeans_layer", "1",
              "--num_clusters", "20", "--kmeans_max_fit_clips", "20", "--kmeans_cache_dir", str(tmp_path / "kmeans"),
-             "--max_train_clips", "40", "--max_train_steps", "3", "--checkpointing_steps", "100"]
-    final = run("demo-hubert.yaml", output_dir, *flags)
+             "--max_train_clips", "40", "--max_train_steps", "3", "--checkpointing_steps", "3"]
+    assert run("demo-hubert.yaml", output_dir, *flags) == 0
+    final = output_dir / "final"
     assert len(list((tmp_path / "kmeans").glob("kmeans-*.npz"))) == 1
     rows = read_metrics(output_dir)
     assert all(math.isfinite(row["loss"]) and 0 <= row["masked_accuracy"] <= 1 for row in rows)
-    assert rows[0]["loss"] == pytest.approx(math.log(20), rel=0.3)  # untrained head: near-uniform over 20 clusters
+    assert rows[0]["masked_prediction_loss"] == pytest.approx(math.log(20), rel=0.3)  # untrained head: near-uniform over 20 clusters
+    for row in rows:  # the demo config trains from scratch: fairseq's feature penalty (weight 10) is its own term
+        assert row["loss"] == pytest.approx(row["masked_prediction_loss"] + 10 * row["feature_penalty"], rel=1e-6)
     assert json.loads((final / "config.json").read_text())["architectures"] == ["HubertModel"]
     classifier = AutoModelForAudioClassification.from_pretrained(final, num_labels=6)
     encoder = HubertModel.from_pretrained(final)
     torch.testing.assert_close(classifier.hubert.masked_spec_embed, encoder.masked_spec_embed)
     assert not torch.equal(encoder.masked_spec_embed, HubertModel.from_pretrained(initial).masked_spec_embed), "trained"
+    # the export is the trained encoder: every weight equals the last checkpoint's (which also holds the head)
+    trained = load_file(output_dir / "checkpoints" / "checkpoint-3" / "model.safetensors")
+    exported = load_file(final / "model.safetensors")
+    assert exported.keys() == {name.removeprefix("hubert.") for name in trained if name.startswith("hubert.")}
+    assert any(name.startswith("head.") for name in trained)
+    for name, tensor in exported.items():
+        torch.testing.assert_close(tensor, trained[f"hubert.{name}"], msg=name)
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
     original_forward = Wav2Vec2ForPreTraining.forward
     calls = {"count": 0}
 
@@ -151,15 +195,15 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
         return output
 
     monkeypatch.setattr(Wav2Vec2ForPreTraining, "forward", forward_that_diverges_at_the_fifth_update)
-    with pytest.raises(NonFiniteLossError, match="checkpoint-4"):
-        run("demo.yaml", tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "2")
+    assert run("demo.yaml", tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "2") == 3
+    assert "loss is not finite at update 5" in caplog.text and "checkpoint-4" in caplog.text
     assert (tmp_path / "checkpoints" / "checkpoint-4" / "model.safetensors").exists()
     assert not (tmp_path / "final").exists()
     weights = load_file(tmp_path / "checkpoints" / "checkpoint-4" / "model.safetensors")
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
 
 
-def test_nan_gradients_with_a_finite_loss_stop_before_the_update(tmp_path, monkeypatch):
+def test_nan_gradients_with_a_finite_loss_stop_before_the_update(tmp_path, monkeypatch, caplog):
     original_forward = Wav2Vec2ForPreTraining.forward
     calls = {"count": 0}
 
@@ -171,7 +215,9 @@ def test_nan_gradients_with_a_finite_loss_stop_before_the_update(tmp_path, monke
         return output
 
     monkeypatch.setattr(Wav2Vec2ForPreTraining, "forward", forward_with_nan_gradients_at_the_third_update)
-    with pytest.raises(NonFiniteLossError, match="gradient norm is nan at update 2.*checkpoint-2"):
-        run("demo.yaml", tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "2")
+    # logged every 2 updates: the bad third update is skipped on the device, and the run stops at the next log
+    assert run("demo.yaml", tmp_path, "--max_train_steps", "8", "--checkpointing_steps", "2", "--logging_steps", "2") == 3
+    assert "gradient norm is not finite at update 3" in caplog.text and "checkpoint-2" in caplog.text
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-2"]
     weights = load_file(tmp_path / "checkpoints" / "checkpoint-2" / "model.safetensors")
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())

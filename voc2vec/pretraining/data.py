@@ -19,7 +19,7 @@ import soundfile
 import torch
 
 from voc2vec.audio import TARGET_SAMPLING_RATE, audio_info, decode_audio_bytes, load_audio
-from voc2vec.pretraining.batching import SAMPLES_PER_FRAME
+from voc2vec.errors import UserError
 
 
 def decode_audio_value(value, sampling_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:
@@ -87,13 +87,15 @@ def load_pretraining_dataset(
 
         paths = [os.fspath(path) for path in find_audio_files(Path(data_dir))]
         if not paths:
-            raise FileNotFoundError(f"no audio files under {data_dir}")
+            raise UserError("no audio files in the folder", where=f"--data_dir {data_dir}",
+                            fix="point --data_dir at a folder of wav/flac/ogg/mp3 files")
         dataset = datasets.Dataset.from_dict({"path": paths})
         audio_column = audio_column or "path"
     else:
-        raise ValueError("give --dataset_name, --data_dir or --train_files")
+        raise UserError("no training audio given", fix="give --dataset_name, --data_dir or --train_files")
     if audio_column not in dataset.column_names:
-        raise ValueError(f"audio column {audio_column!r} not in the dataset's columns {dataset.column_names}")
+        raise UserError(f"audio column {audio_column!r} is not one of the dataset's columns {dataset.column_names}",
+                        where="--audio_column", fix="name the column that holds the audio")
     if "duration" not in dataset.column_names:
         dataset = dataset.map(
             lambda batch: {"duration": [audio_value_duration(value) for value in batch[audio_column]]},
@@ -116,40 +118,34 @@ def resolve_train_files(train_files: Sequence[str]) -> list[str]:
     for entry in train_files:
         pattern = os.path.expandvars(os.path.expanduser(entry))
         if "$" in pattern:
-            raise ValueError(f"train_files entry {entry!r} uses an environment variable that is not set ({pattern!r})")
+            raise UserError(f"train_files entry {entry!r} uses an environment variable that is not set ({pattern!r})",
+                            where="--train_files", fix="set the variable (e.g. export VOC2VEC_DATA=...) or give the path")
         if os.path.isdir(pattern):
-            files += shard_files(pattern)
+            try:
+                files += shard_files(pattern)
+            except FileNotFoundError as error:  # no manifest: `prepare` unfinished or never run there
+                raise UserError(str(error).rstrip("."), where="--train_files",
+                                fix=f"run `python -m voc2vec.mixture prepare` into {pattern} to completion") from error
             continue
         matches = sorted(glob.glob(pattern))
         if not matches:
-            raise FileNotFoundError(f"train_files entry {entry!r} matches no file ({pattern!r})")
+            raise UserError(f"train_files entry {entry!r} matches no file ({pattern!r})", where="--train_files",
+                            fix="check the path or glob")
         files += matches
     return files
 
 
-class CroppedAudioDataset(torch.utils.data.Dataset):
-    """Decodes a clip, takes a random crop of at most `max_crop_samples`, and normalizes it.
+class AudioClipDataset(torch.utils.data.Dataset):
+    """Decodes one clip of the audio column, whole, with its per-clip frame targets when there are any.
 
-    Keys are `(clip_index, batch_number)` from `DurationBucketBatchSampler`; the crop position is drawn
-    from a generator seeded by (seed, batch_number, clip_index), so it is reproducible after a resume and
-    in any DataLoader worker. Crops start on a 20 ms frame boundary; `frame_labels` (per-clip HuBERT
-    targets) are cut at the same frames.
+    Keys are `(clip_index, batch_number)` from `DurationBucketBatchSampler`; both travel with the clip so that
+    the collator can crop it at a position seeded by them (reproducible after a resume and in any worker).
+    Cropping and normalization happen in the collator, once the batch's common length is known.
     """
 
-    def __init__(
-        self,
-        dataset: datasets.Dataset,
-        audio_column: str,
-        max_crop_samples: int,
-        do_normalize: bool,
-        seed: int = 0,
-        frame_labels: Sequence[np.ndarray] | None = None,
-    ):
+    def __init__(self, dataset: datasets.Dataset, audio_column: str, frame_labels: Sequence[np.ndarray] | None = None):
         self.audio = dataset.select_columns([audio_column])
         self.audio_column = audio_column
-        self.max_crop_samples = max_crop_samples
-        self.do_normalize = do_normalize
-        self.seed = seed
         self.frame_labels = frame_labels
 
     def __len__(self) -> int:
@@ -157,16 +153,11 @@ class CroppedAudioDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         clip_index, batch_number = key
-        audio = decode_audio_value(self.audio[clip_index][self.audio_column])
-        start_frame = 0
-        if len(audio) > self.max_crop_samples:
-            rng = np.random.default_rng([self.seed, batch_number, clip_index])
-            start_frame = int(rng.integers(0, (len(audio) - self.max_crop_samples) // SAMPLES_PER_FRAME + 1))
-            start = start_frame * SAMPLES_PER_FRAME
-            audio = audio[start : start + self.max_crop_samples]
-        if self.do_normalize:
-            audio = normalize_audio(audio)
-        example = {"input_values": audio.astype(np.float32, copy=False), "batch_number": batch_number}
+        example = {
+            "audio": decode_audio_value(self.audio[clip_index][self.audio_column]),
+            "clip_index": clip_index,
+            "batch_number": batch_number,
+        }
         if self.frame_labels is not None:
-            example["labels"] = self.frame_labels[clip_index][start_frame:]
+            example["labels"] = self.frame_labels[clip_index]
         return example

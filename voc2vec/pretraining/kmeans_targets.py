@@ -1,9 +1,10 @@
 """HuBERT frame targets: k-means clusters of MFCCs (fresh model) or of a layer of the initial model.
 
 Fitting k-means over a sample and labelling every clip is the slow, one-off part of HuBERT pretraining, so
-the result is cached on disk under a key made of everything it depends on (feature source, layer, k, the
-sample, the data's fingerprint, and whether clips are normalized) and reused by every later run, resume, or process. Labels are stored
-per clip at the model's 50 Hz frame rate, for whole clips; crops take the labels at the same frames.
+the result is cached on disk under a key made of everything it depends on (feature source and recipe, layer,
+k, the sample, the data's fingerprint, and whether clips are normalized) and reused by every later run,
+resume, or process. Labels are stored per clip at the model's 50 Hz frame rate, for whole clips; crops take
+the labels at the same frames.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import datasets
-import librosa
+import kaldi_native_fbank
 import numpy as np
 import torch
 from sklearn.cluster import MiniBatchKMeans
 
+from voc2vec.errors import UserError
+
 logger = logging.getLogger(__name__)
+
+
+# What the MFCC targets are computed with; part of the cache key, so targets of another recipe are never reused.
+MFCC_RECIPE = "kaldi-mfcc13-no-energy+deltas+delta-deltas"
 
 
 @dataclass(frozen=True)
@@ -37,30 +44,56 @@ class KMeansTargetSpec:
     data_fingerprint: str
     seed: int = 0
     normalized_audio: bool = True  # clips normalized per clip before featurizing (the feature extractor's do_normalize)
+    mfcc_recipe: str = MFCC_RECIPE
 
     def cache_key(self) -> str:
         fields = asdict(self)
         if self.features == "mfcc":  # no teacher involved: the same MFCC targets serve any model
             fields.update(model_name_or_path=None, layer=None)
+        else:
+            fields.update(mfcc_recipe=None)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def mfcc_features(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
-    """(frames, 39) MFCCs with deltas and delta-deltas, one row per 20 ms model frame.
+def kaldi_mfcc(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
+    """(frames, 13) Kaldi MFCCs at 100 Hz, as fairseq's HuBERT recipe computes them.
 
-    The MFCCs of HuBERT's first iteration (13 coefficients, 23 mel bands, 25 ms windows every 10 ms) are
-    computed at 100 Hz without centering, so window 2t spans samples [320 t, 320 t + 400): exactly the
-    receptive field of model frame t. Keeping every second row aligns them with the 50 Hz frames.
+    fairseq's `examples/hubert/simple_kmeans/dump_mfcc_feature.py` calls torchaudio's
+    `compliance.kaldi.mfcc(waveform, sample_frequency=16000, use_energy=False)` on [-1, 1] samples: 25 ms
+    Povey windows every 10 ms without centering (snip_edges), pre-emphasis 0.97, DC offset removed, 23 mel
+    bins from 20 Hz, 13 cepstra with c0 kept (use_energy=False) and a cepstral lifter of 22, no dither.
+    kaldi-native-fbank is the same Kaldi code without torchaudio (whose wheels do not work here); its
+    default dither is set to 0 as torchaudio's, so targets are deterministic.
     """
-    window = int(0.025 * sampling_rate)
-    mfcc = librosa.feature.mfcc(
-        y=audio, sr=sampling_rate, n_mfcc=13, n_mels=23, n_fft=window, win_length=window,
-        hop_length=window * 2 // 5, center=False,
-    )
-    # "nearest" edge mode accepts clips shorter than the 9-frame delta window
-    deltas = librosa.feature.delta(mfcc, width=9, order=1, mode="nearest")
-    delta_deltas = librosa.feature.delta(mfcc, width=9, order=2, mode="nearest")
-    return np.concatenate([mfcc, deltas, delta_deltas]).T[::2].astype(np.float32)
+    options = kaldi_native_fbank.MfccOptions()
+    options.frame_opts.samp_freq = sampling_rate
+    options.frame_opts.dither = 0.0
+    options.use_energy = False
+    computer = kaldi_native_fbank.OnlineMfcc(options)
+    computer.accept_waveform(sampling_rate, np.ascontiguousarray(audio, dtype=np.float32))
+    computer.input_finished()
+    if computer.num_frames_ready == 0:
+        return np.zeros((0, options.num_ceps), dtype=np.float32)
+    return np.array([computer.get_frame(index) for index in range(computer.num_frames_ready)], dtype=np.float32)
+
+
+def deltas(features: np.ndarray) -> np.ndarray:
+    """torchaudio's `functional.compute_deltas` (window of 5 frames, edge frames repeated) along axis 0:
+    (2 (x[t+2] - x[t-2]) + (x[t+1] - x[t-1])) / 10, the slope of the least-squares line through 5 frames."""
+    padded = np.pad(features, ((2, 2), (0, 0)), mode="edge")
+    return (2 * (padded[4:] - padded[:-4]) + (padded[3:-1] - padded[1:-3])) / 10
+
+
+def mfcc_features(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
+    """(frames, 39) Kaldi MFCCs, deltas and delta-deltas (fairseq's HuBERT iteration 1), one row per 20 ms frame.
+
+    The 100 Hz frames are computed without centering, so Kaldi frame 2t spans samples [320 t, 320 t + 400):
+    exactly the receptive field of model frame t. Keeping every second row aligns them with the 50 Hz model
+    frames, which is what fairseq does with its 100 Hz labels (`label_rate: 100`, every second label used).
+    """
+    mfcc = kaldi_mfcc(audio, sampling_rate)
+    first_order = deltas(mfcc)
+    return np.concatenate([mfcc, first_order, deltas(first_order)], axis=1)[::2].astype(np.float32)
 
 
 def layer_features(model: torch.nn.Module, audio: np.ndarray, layer: int) -> np.ndarray:
@@ -92,9 +125,10 @@ def kmeans_frame_targets(
         logger.info("k-means targets from cache %s", cache_file)
         return _read_labels(cache_file), cache_file
     if not fit:
-        raise FileNotFoundError(
-            f"k-means targets {cache_file} not found: the main process writes them there; on several machines "
-            "kmeans_cache_dir must be a folder that all of them see"
+        raise UserError(
+            "k-means targets not found: the main process writes them there, and this process cannot see them",
+            where=cache_file,
+            fix="on several machines, set --kmeans_cache_dir to a folder that all of them see",
         )
     if spec.features == "layer" and teacher is None:
         raise ValueError("k-means on a model layer needs the initial model as teacher")

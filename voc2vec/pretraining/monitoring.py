@@ -1,9 +1,11 @@
 """What the loop records and the checks that stop a run from silently going wrong.
 
 `metrics.jsonl` gets one JSON row per logging step (the same numbers as the TensorBoard scalars), so a
-run can be plotted or compared without TensorBoard. The guards watch for the known failure modes of
+run can be plotted or compared without TensorBoard; a resumed run first drops the rows logged after the
+checkpoint it resumes from, which it is about to log again. The guards watch for the known failure modes of
 contrastive pretraining: codebook collapse (perplexity near 1: every frame maps to the same few codes),
-vanishing gradients, and a non-finite loss, which stops the run before the bad update is applied.
+vanishing gradients, and a non-finite loss or gradient, whose update is skipped on the device and which stops
+the run at the next logging step.
 """
 
 from __future__ import annotations
@@ -11,9 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
+import torch
+
 logger = logging.getLogger(__name__)
+
+# The collapse guards' thresholds (also the edges of the healthy ranges that `curves` shades).
+COLLAPSED_PERPLEXITY_FRACTION = 0.01  # codevector perplexity below 1% of the codebook: collapsing
+VANISHING_GRAD_NORM = 1e-7
+GUARD_PATIENCE = 3  # logging steps in a row
 
 
 class NonFiniteLossError(RuntimeError):
@@ -35,10 +45,59 @@ class MetricsLog:
         with self.path.open("a") as file:
             file.write(json.dumps({key: _plain(value) for key, value in row.items()}) + "\n")
 
+    def drop_rows_after(self, update: int) -> int:
+        """Remove the rows past `update`: a run killed after its last checkpoint logged updates that the resumed
+        run will log again. Rewritten through a temporary file, so a kill here loses nothing. Returns how many
+        rows were dropped."""
+        if not self.enabled or not self.path.exists():
+            return 0
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("update", 0) <= update]
+        if len(kept) == len(lines):
+            return 0
+        temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        temporary.write_text("".join(line + "\n" for line in kept))
+        os.replace(temporary, self.path)
+        return len(lines) - len(kept)
+
 
 def _plain(value):
     value = value.item() if hasattr(value, "item") else value
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class NonFiniteWatch:
+    """Remembers, on the device and without waiting for it, the first update whose loss or gradient norm was not
+    finite, and tells the optimizer to skip that update.
+
+    A host-device synchronization on every step would stall the GPU; the loop synchronizes only at logging
+    steps and checkpoints, where `raise_if_seen` stops the run. Until then the bad updates are skipped on the
+    device (fused AdamW's `found_inf`, the mechanism of fp16's loss scaler), so the weights, and every
+    checkpoint, stay those of the last good update.
+    """
+
+    def __init__(self, device: torch.device):
+        # 0: nothing seen (updates are counted from 1)
+        self.first_bad_loss = torch.zeros((), dtype=torch.long, device=device)
+        self.first_bad_grad_norm = torch.zeros((), dtype=torch.long, device=device)
+
+    def observe_loss(self, update: int, loss: torch.Tensor) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self.first_bad_loss = torch.where(bad & (self.first_bad_loss == 0), update, self.first_bad_loss)
+
+    def observe_grad_norm(self, update: int, grad_norm: torch.Tensor) -> torch.Tensor:
+        """Records the norm; returns `found_inf` (1.0 when this update must be skipped) for the optimizer."""
+        bad = ~torch.isfinite(grad_norm.detach())
+        self.first_bad_grad_norm = torch.where(bad & (self.first_bad_grad_norm == 0), update, self.first_bad_grad_norm)
+        return bad.float()
+
+    def raise_if_seen(self, accelerator, last_checkpoint: str | None) -> None:
+        """Raises `NonFiniteLossError` on every process if any process saw a non-finite loss or gradient norm."""
+        seen = accelerator.gather(torch.stack([self.first_bad_loss, self.first_bad_grad_norm])[None]).view(-1, 2).tolist()
+        for column, what in ((0, "loss"), (1, "gradient norm")):
+            updates = [row[column] for row in seen if row[column] > 0]
+            if updates:
+                raise NonFiniteLossError(_non_finite_message(what, "not finite", min(updates), last_checkpoint))
 
 
 class _LowStreak:
@@ -59,7 +118,13 @@ class CollapseGuard:
     `patience` logging steps in a row is a collapse; so is a gradient norm below `min_grad_norm`.
     """
 
-    def __init__(self, num_codevectors: int | None, min_perplexity_fraction: float = 0.01, min_grad_norm: float = 1e-7, patience: int = 3):
+    def __init__(
+        self,
+        num_codevectors: int | None,
+        min_perplexity_fraction: float = COLLAPSED_PERPLEXITY_FRACTION,
+        min_grad_norm: float = VANISHING_GRAD_NORM,
+        patience: int = GUARD_PATIENCE,
+    ):
         self.low_perplexity = _LowStreak(num_codevectors * min_perplexity_fraction, patience) if num_codevectors else None
         self.low_grad_norm = _LowStreak(min_grad_norm, patience)
 
@@ -88,9 +153,13 @@ def check_finite_loss(loss_value: float, update: int, last_checkpoint: str | Non
     norm) is NaN or infinite."""
     if math.isfinite(loss_value):
         return
+    raise NonFiniteLossError(_non_finite_message(what, loss_value, update, last_checkpoint))
+
+
+def _non_finite_message(what: str, value, update: int, last_checkpoint: str | None) -> str:
     where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
-    raise NonFiniteLossError(
-        f"{what} is {loss_value} at update {update}; stopping before the update is applied ({where}). "
+    return (
+        f"{what} is {value} at update {update}; stopping, the update was not applied ({where}). "
         "Resume from it with --resume_from_checkpoint and a lower --learning_rate, or check the data for "
         "silent or clipped clips."
     )
