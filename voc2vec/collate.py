@@ -13,13 +13,17 @@ std 2.65 instead of 1. The attention mask is passed only to models trained with 
 without a mask and get worse with one); the heads of voc2vec get each clip's true length (`input_lengths`)
 separately, so they pool over true frames whatever the encoder is given.
 
-Spectrogram feature extractors (Whisper's log-mel, AST's filter banks) work the same way: each clip is turned
-into its features alone, and features of equal shape are stacked.
+Spectrogram feature extractors (Whisper's log-mel, AST's filter banks, wav2vec 2.0-BERT's stacked filter banks)
+work the same way: each clip is turned into its features alone, then the batch is padded along the time axis (a
+no-op for Whisper and AST, whose extractors already pad every clip to the model's fixed input). `input_lengths`
+then counts each clip's true feature frames (from the extractor's frame mask where it gives one), so heads and
+pooled embeddings can leave Whisper's padding to 30 s out of their means.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -84,14 +88,79 @@ class AudioClips(torch.utils.data.Dataset):
         return lengths
 
 
+@dataclass
+class ClipFeatures:
+    """One clip's model input: `name` ("input_values" or "input_features"), the array, the axis of `array` that is
+    time, and the clip's true length along it (samples, or feature frames for spectrograms)."""
+
+    name: str
+    array: np.ndarray
+    time_axis: int
+    length: int
+
+
+def is_spectrogram_extractor(feature_extractor) -> bool:
+    """Feature extractors that turn audio into frames of features (Whisper, AST, wav2vec 2.0-BERT, ...) rather than
+    normalizing the waveform."""
+    return feature_extractor.model_input_names[0] == "input_features" or hasattr(feature_extractor, "num_mel_bins")
+
+
+def clip_features(feature_extractor, audio: np.ndarray) -> ClipFeatures:
+    """The model's input for one clip, computed alone (waveforms normalized on this clip's own statistics)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    spectrogram = is_spectrogram_extractor(feature_extractor)
+    options = {"return_attention_mask": True} if spectrogram else {}
+    features = feature_extractor(audio, sampling_rate=feature_extractor.sampling_rate, return_tensors="np", **options)
+    name = feature_extractor.model_input_names[0]
+    array = np.asarray(features[name][0], dtype=np.float32)
+    if array.ndim == 1:
+        return ClipFeatures(name, array, 0, len(array))
+    mask = features.get("attention_mask")
+    if mask is not None:
+        frames = np.asarray(mask[0])
+        # The time axis is the one the frame mask runs along (Whisper: (mel, frames); others: (frames, features)).
+        time_axis = array.ndim - 1 if array.shape[-1] == len(frames) else 0
+        return ClipFeatures(name, array, time_axis, max(1, int(frames.sum())))
+    time_axis = 0  # (frames, mel bins): AST and the Kaldi-style extractors
+    return ClipFeatures(name, array, time_axis, min(array.shape[time_axis], kaldi_frames(feature_extractor, len(audio))))
+
+
+def kaldi_frames(feature_extractor, num_samples: int) -> int:
+    """Frames of a Kaldi filter bank (25 ms windows every 10 ms, no frame past the last sample) of `num_samples`: the
+    true frames of a clip that AST's extractor zero-pads to its fixed `max_length` without returning a mask."""
+    window, shift = int(0.025 * feature_extractor.sampling_rate), int(0.010 * feature_extractor.sampling_rate)
+    return max(1, 1 + (num_samples - window) // shift)
+
+
 def featurize_clip(feature_extractor, audio: np.ndarray) -> tuple[str, np.ndarray]:
     """The model's input for one clip, computed alone: `("input_values", waveform)` for waveform models
     (normalized on this clip's own statistics), `("input_features", spectrogram)` for Whisper-like models."""
-    features = feature_extractor(
-        np.asarray(audio, dtype=np.float32), sampling_rate=feature_extractor.sampling_rate, return_tensors="np"
-    )
-    name = feature_extractor.model_input_names[0]
-    return name, np.asarray(features[name][0], dtype=np.float32)
+    features = clip_features(feature_extractor, audio)
+    return features.name, features.array
+
+
+def pad_along(arrays: list[np.ndarray], axis: int, length: int, value: float) -> np.ndarray:
+    """Stack `arrays`, each zero- (or `value`-) padded to `length` along `axis`."""
+    shape = list(arrays[0].shape)
+    shape[axis] = length
+    padded = np.full((len(arrays), *shape), value, dtype=np.float32)
+    for index, array in enumerate(arrays):
+        window = [slice(None)] * array.ndim
+        window[axis] = slice(0, array.shape[axis])
+        padded[(index, *window)] = array
+    return padded
+
+
+def padding_counts(batch: dict, fixed_size: bool = False) -> tuple[int, int]:
+    """`(true, padded)` samples (or feature frames) of a batch collated with `input_lengths`, for the padded share of
+    the training audio. The collator pads to the longest clip; `fixed_size`: the extractor already padded every
+    clip to the model's fixed input (Whisper, AST: `voc2vec.prediction.fixed_size_features`), whose time axis is
+    then the longest one."""
+    lengths = batch["input_lengths"]
+    values = batch["input_values"] if "input_values" in batch else batch["input_features"]
+    time_size = max(values.shape[1:]) if fixed_size else int(lengths.max())
+    true = int(lengths.sum())
+    return true, time_size * len(lengths) - true
 
 
 def uses_attention_mask(feature_extractor) -> bool:
@@ -106,8 +175,9 @@ class AudioCollator:
         feature_extractor: the model's feature extractor.
         pass_attention_mask: give the model an `attention_mask` (default: only if its feature extractor returns
             one, i.e. the model was trained with masks).
-        return_input_lengths: add `input_lengths` (true samples per clip) for heads that pool over true frames
-            (`voc2vec.heads.AudioModelWithLSTMHead`); the plain transformers heads do not take it.
+        return_input_lengths: add `input_lengths` (true samples per clip; true feature frames for spectrogram
+            models) for heads that pool over true frames (`voc2vec.heads.AudioModelWithLSTMHead`) and for pooled
+            embeddings; the plain transformers heads do not take it.
     """
 
     def __init__(self, feature_extractor, pass_attention_mask: bool | None = None, return_input_lengths: bool = False):
@@ -120,22 +190,17 @@ class AudioCollator:
         self.padded_samples = 0
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        featurized = [featurize_clip(self.feature_extractor, item["input_values"]) for item in items]
-        name = featurized[0][0]
-        arrays = [array for _, array in featurized]
-        lengths = np.asarray([array.shape[-1] for array in arrays], dtype=np.int64)
-        longest = int(lengths.max())
-        padded = np.full((len(arrays), *arrays[0].shape[:-1], longest), self.padding_value, dtype=np.float32)
-        for index, array in enumerate(arrays):
-            padded[index, ..., : array.shape[-1]] = array
-        batch = {name: torch.from_numpy(padded)}
-        if name == "input_values":
-            self.true_samples += int(lengths.sum())
-            self.padded_samples += int(longest * len(lengths) - lengths.sum())
-            if self.pass_attention_mask:
-                batch["attention_mask"] = torch.from_numpy((np.arange(longest)[None, :] < lengths[:, None]).astype(np.int64))
-            if self.return_input_lengths:
-                batch["input_lengths"] = torch.from_numpy(lengths)
+        featurized = [clip_features(self.feature_extractor, item["input_values"]) for item in items]
+        name, time_axis = featurized[0].name, featurized[0].time_axis
+        lengths = np.asarray([features.length for features in featurized], dtype=np.int64)
+        longest = max(features.array.shape[time_axis] for features in featurized)
+        batch = {name: torch.from_numpy(pad_along([features.array for features in featurized], time_axis, longest, self.padding_value))}
+        self.true_samples += int(lengths.sum())
+        self.padded_samples += int(longest * len(lengths) - lengths.sum())
+        if self.pass_attention_mask:
+            batch["attention_mask"] = torch.from_numpy((np.arange(longest)[None, :] < lengths[:, None]).astype(np.int64))
+        if self.return_input_lengths:
+            batch["input_lengths"] = torch.from_numpy(lengths)
         if "labels" in items[0]:
             labels = np.stack([np.asarray(item["labels"]) for item in items])
             batch["labels"] = torch.from_numpy(labels.astype(np.float32) if labels.dtype.kind == "f" else labels.astype(np.int64))
