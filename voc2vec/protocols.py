@@ -77,9 +77,19 @@ class Protocol(abc.ABC):
         averages over the other classes, which is logged. A class left with no training clip at all stops the run.
         """
         fraction = self.args.validation_fraction
-        fit_rows, validation_rows = inner_validation_split(
-            train_rows, corpus.stratify_labels, corpus.speakers, validation_fraction=fraction, seed=self.seed
-        )
+        try:
+            fit_rows, validation_rows = inner_validation_split(
+                train_rows, corpus.stratify_labels, corpus.speakers, validation_fraction=fraction, seed=self.seed
+            )
+        except ValueError as error:  # scikit-learn's "n_splits=10 cannot be greater than the number of members ..."
+            parts = max(2, int(round(1.0 / fraction)))
+            classes, counts = np.unique(corpus.stratify_labels[train_rows], return_counts=True)
+            listing = ", ".join(f"{corpus.class_names([label])} {count}" for label, count in zip(classes, counts))
+            raise UserError(
+                f"the training part is too small for a 1/{parts} validation split (clips per class: {listing}; "
+                f"scikit-learn: {error})", where=f"--validation_fraction {fraction}",
+                fix=f"raise --validation_fraction (to at least {1 / max(2, counts.max()):.2f}), or use fewer folds",
+            ) from error
         train_classes = set(corpus.stratify_labels[train_rows].tolist())
         without_training = sorted(train_classes - set(corpus.stratify_labels[fit_rows].tolist()))
         if without_training:
