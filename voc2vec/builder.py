@@ -198,7 +198,7 @@ class VocalizationBuilder(datasets.GeneratorBasedBuilder):
             if found is not None:
                 raise self.layout_error(
                     f"'{data_dir}' holds another corpus, {name} (at '{found}'), not {self.dataset_name}; "
-                    f"it is read with load_corpus('{name}', ...)"
+                    f"load it as '{name}'"
                 )
 
     def _info(self) -> datasets.DatasetInfo:
