@@ -90,7 +90,11 @@ class ModelArguments:
         default="weighted",
         metadata={"help": "Probing: 'weighted' (a learned softmax-weighted sum of all hidden layers), 'last', or a layer index."},
     )
-    probe_head: Literal["linear", "mlp"] = field(default="linear", metadata={"help": "Probing: the head on the pooled embedding."})
+    probe_head: Literal["linear", "mlp", "logreg"] = field(
+        default="linear",
+        metadata={"help": "Probing: the head on the pooled embedding: 'linear', 'mlp' (two linear layers with ReLU), or "
+                  "'logreg' (scikit-learn logistic regression on one layer, C chosen on the validation split)."},
+    )
     probe_pooling: Literal["mean", "mean_std"] = field(
         default="mean", metadata={"help": "Probing: pooling over each clip's true frames (mean, or mean and std)."}
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from voc2vec.finetune import Split, best_model_metric, finetune
 from voc2vec.metrics import classification_metrics, confusion_matrix, regression_metrics
-from voc2vec.models import check_model_source
+from voc2vec.models import check_model_source, method_description
 from voc2vec.protocols import Protocol, apply_declared_settings, resolve_protocol
 from voc2vec.rundir import predictions_table, save_model, write_fold_results
 from voc2vec.tasks import CLASSIFICATION, TaskCorpus, decode_task_corpus, load_task_corpus
@@ -123,6 +123,7 @@ def run_split(
         "task": corpus.task,
         "dataset": corpus.name,
         "model_name_or_path": model_args.model_name_or_path,
+        "method": method_description(model_args),
         "head": result.head,
         "protocol": plan.protocol.name,
         "evaluated_on": split.evaluated_on,
@@ -133,6 +134,7 @@ def run_split(
         "best_checkpoint_step": result.best_checkpoint_step,
         "padded_share_of_training_audio": result.padded_share,
         "timing_seconds": result.timing_seconds | {"total": time.perf_counter() - started},
+        **getattr(result, "report", {}),  # probing: learned layer weights, best epoch, feature cache
         **(extra_metadata or {}),
     }
     outputs = result.test_outputs
@@ -144,8 +146,10 @@ def run_split(
         metrics["test"] = regression_metrics(outputs, corpus.targets[split.test], corpus.label_names)
     if not write_files:
         return metrics
-    if save_model_dir is not None:
-        info = {key: metrics[key] for key in ("dataset", "model_name_or_path", "head", "protocol", "evaluated_on", "num_clips", "test")}
+    if save_model_dir is not None and result.model is None:
+        logger.info("%sa probe keeps no model (the frozen encoder plus a small head): %s is not written.", log_prefix, save_model_dir)
+    elif save_model_dir is not None:
+        info = {key: metrics[key] for key in ("dataset", "model_name_or_path", "method", "head", "protocol", "evaluated_on", "num_clips", "test")}
         save_model(result.model, plan.feature_extractor, Path(save_model_dir), info | (extra_metadata or {}))
         metrics["saved_model"] = str(save_model_dir)
     write_fold_results(folder, metrics, predictions_table(corpus, split.test, outputs))
