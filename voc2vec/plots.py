@@ -74,3 +74,34 @@ def plot_confusion_matrix(
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     return path
+
+
+def plot_layer_weights(weights: np.ndarray, path: str | Path, title: str | None = None) -> Path:
+    """Save a probe's learned layer weights as PNG: one line per fold over the hidden-state index, their mean in black.
+
+    Args:
+        weights: `(folds, hidden states)` softmax weights (each row sums to 1); hidden state 0 is the input to the
+            first transformer layer.
+        path: output file; parent folders are created.
+        title: optional figure title.
+    """
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    layers = np.arange(weights.shape[1])
+    figure = Figure(figsize=(max(4.0, 0.45 * len(layers) + 2.0), 3.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for fold, row in enumerate(weights):
+        axes.plot(layers, row, color="tab:blue", alpha=0.35, linewidth=1, label="folds" if fold == 0 else None)
+    axes.plot(layers, weights.mean(axis=0), color="black", linewidth=2, marker="o", label="mean over folds")
+    axes.axhline(1.0 / len(layers), color="grey", linestyle=":", linewidth=1, label="uniform")
+    axes.set_xticks(layers)
+    axes.set_xlabel("hidden state (0 = input to the first transformer layer)")
+    axes.set_ylabel("softmax weight")
+    axes.legend(fontsize=8)
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from voc2vec.metrics import classification_metrics
-from voc2vec.plots import plot_confusion_matrix
+from voc2vec.plots import plot_confusion_matrix, plot_layer_weights
 from voc2vec.rundir import (
     CV_CONFIG_FILE,
     METRICS_FILE,
@@ -82,6 +82,13 @@ def spread(values: list[float], std: str) -> float:
     return float(np.std(values, ddof=0 if std == "population" else 1))
 
 
+def spread_rows(values: np.ndarray, std: str) -> np.ndarray:
+    """`spread` of each column of a `(folds, values)` array."""
+    if len(values) < 2:
+        return np.zeros(values.shape[1])
+    return np.std(values, axis=0, ddof=0 if std == "population" else 1)
+
+
 def merge_folds(output_dir: str | Path) -> dict:
     """Summarize every planned fold of a run from its files; writes summary.json, results.md, results.csv and the
     summed confusion matrix PNG. Raises `IncompleteResults` (after writing an incomplete summary) when folds are
@@ -110,6 +117,7 @@ def merge_folds(output_dir: str | Path) -> dict:
     values = {name: [fold["test"][name] for fold in folds] for name in metric_names}
     summary.update(
         task=task,
+        method=folds[0].get("method", "fine-tuned"),
         head=folds[0]["head"],
         label_names=folds[0]["label_names"],
         evaluated_on=[fold["evaluated_on"] for fold in folds],
@@ -118,9 +126,18 @@ def merge_folds(output_dir: str | Path) -> dict:
         std={name: spread(series, config["std_kind"]) for name, series in values.items()},
         per_fold=per_fold,
         timing_seconds={
-            stage: [fold.get("timing_seconds", {}).get(stage) for fold in folds] for stage in ("data", "training", "evaluation")
+            stage: [fold.get("timing_seconds", {}).get(stage) for fold in folds]
+            for stage in ("data", "features", "training", "evaluation")
+            if any(stage in fold.get("timing_seconds", {}) for fold in folds)
         },
     )
+    layer_weights = [fold["probe"]["layer_weights"] for fold in folds if (fold.get("probe") or {}).get("layer_weights")]
+    if layer_weights:  # a probe's learned softmax weights over the encoder's layers, per fold
+        weights = np.asarray(layer_weights)
+        summary["layer_weights"] = {"per_fold": weights.tolist(), "mean": weights.mean(axis=0).tolist(),
+                                    "std": spread_rows(weights, config["std_kind"]).tolist()}
+        plot_layer_weights(weights, output_dir / "layer_weights.png",
+                           title=f"{config['dataset']}: {config['model_name_or_path']}, learned layer weights per fold")
     if task == CLASSIFICATION:
         uar_over = config.get("uar_over", "present")
         summary["uar_definition"] = UAR_DEFINITIONS[uar_over]
@@ -159,7 +176,10 @@ def results_markdown(summary: dict) -> str:
         "",
         f"- protocol: **{summary['protocol']}**" + (f" — {summary['protocol_note']}" if summary.get("protocol_note") else ""),
         f"- folds: {summary['num_folds']} ({summary['fold_kind']}); seed {summary['seed']}",
-        f"- head: {summary['head']}",
+        f"- method: {summary.get('method', 'fine-tuned')}; head: {summary['head']}",
+        *([f"- learned layer weights (mean over folds, hidden state 0 first): "
+           f"{', '.join(f'{weight:.3f}' for weight in summary['layer_weights']['mean'])} (layer_weights.png)"]
+          if summary.get("layer_weights") else []),
         f"- scores in %, mean ± {summary['std_type']}",
         *([f"- {summary['uar_definition']}; pooled: over all {summary['pooled']['num_clips']} test predictions of all "
            "folds (the summed confusion matrix)"] if summary.get("pooled") else []),
@@ -194,23 +214,31 @@ def write_results_csv(path: Path, summary: dict) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def row_method(summaries: dict, model: str, datasets: list[str]) -> str:
+    """What a grid row is (fine-tuned, probed layer k, weighted layers, an openSMILE set), from its runs' summaries."""
+    methods = sorted({summary.get("method", "fine-tuned") for dataset in datasets if (summary := summaries.get((model, dataset)))})
+    return " / ".join(methods) or "-"
+
+
 def grid_tables(summaries: dict[tuple[str, str], dict | None], models: list[str], datasets: list[str]) -> tuple[str, list[list]]:
-    """Rows models, columns datasets x (UAR, Acc, F1) as mean ± std, like the paper's Table IV.
+    """Rows models, columns the row's method then datasets x (UAR, Acc, F1) as mean ± std, like the paper's Table IV.
 
     `summaries[(model, dataset)]` is a run's summary, or None for a run that failed. Returns the Markdown table
-    and the CSV rows (mean and std in separate columns).
+    (then the pooled metrics in a second table of the same shape) and the CSV rows (mean and std in separate
+    columns, then the pooled metrics).
     """
     task = next((summary["task"] for summary in summaries.values() if summary), CLASSIFICATION)
     columns = headline_metrics(task)
-    header = ["model"] + [f"{dataset} {label}" for dataset in datasets for label in columns.values()]
+    header = ["model", "method"] + [f"{dataset} {label}" for dataset in datasets for label in columns.values()]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
-    csv_rows = [["model"] + [f"{dataset}/{name}_{kind}" for dataset in datasets for name in columns for kind in ("mean", "std")]]
+    csv_rows = [["model", "method"] + [f"{dataset}/{name}_{kind}" for dataset in datasets for name in columns for kind in ("mean", "std")]]
     pooled = task == CLASSIFICATION
     if pooled:
         csv_rows[0] += [f"{dataset}/pooled_{name}" for dataset in datasets for name in columns]
     pooled_lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for model in models:
-        cells, csv_row, pooled_cells = [model], [model], [model]
+        method = row_method(summaries, model, datasets)
+        cells, csv_row, pooled_cells = [model, method], [model, method], [model, method]
         for dataset in datasets:
             summary = summaries.get((model, dataset))
             for name in columns:
