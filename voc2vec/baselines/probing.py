@@ -7,6 +7,11 @@ trains on `split.train` with early stopping on `split.validation` by fine-tuning
 (`voc2vec.finetune.best_model_metric`), the same UAR definition, and scores `split.test` once. The outputs go
 through the same metrics, predictions.csv, summaries and tables as fine-tuning's.
 
+The head's learning rate is `--learning_rate` when given, else `PROBE_LEARNING_RATE` (1e-2): fine-tuning's default
+(1e-4, for a 95 M-parameter encoder) barely moves a head of a few thousand weights, or the softmax layer weights,
+in the few hundred steps a small corpus gives (measured on the demo corpus and a synthetic one-informative-layer
+probe; see tests/test_probing.py). metrics.json records the rate used.
+
 Nothing is saved as a model: a probe is the frozen encoder (already on disk or on the Hub) plus a head of a few
 thousand weights trained on one fold's training part. `metrics.json` records what the head learned instead
 (`probe.layer_weights` for the weighted sum, the best epoch, the feature cache).
@@ -33,6 +38,16 @@ from voc2vec.models import probe_layer_index
 from voc2vec.tasks import CLASSIFICATION, TaskCorpus
 
 logger = logging.getLogger(__name__)
+
+
+PROBE_LEARNING_RATE = 1e-2
+
+
+def probe_learning_rate(training_args) -> float:
+    """`--learning_rate` when the user gave it (flag or config file), else probing's own default."""
+    if "learning_rate" in getattr(training_args, "explicit_fields", ()):
+        return training_args.learning_rate
+    return PROBE_LEARNING_RATE
 
 
 @dataclass
@@ -79,7 +94,7 @@ def probe(
         class_weights=balanced_class_weights(corpus.targets[split.train], len(corpus.label_names))
         if corpus.task == CLASSIFICATION and model_args.class_weighted_loss else None,
         regression_loss=model_args.regression_loss,
-        learning_rate=training_args.learning_rate,
+        learning_rate=probe_learning_rate(training_args),
         weight_decay=training_args.weight_decay,
         batch_size=training_args.per_device_train_batch_size,
         max_epochs=max(1, math.ceil(training_args.num_train_epochs)),
@@ -107,6 +122,7 @@ def probe(
             "layer_weights": trained.layer_weights,
             "head": model_args.probe_head,
             "pooling": model_args.probe_pooling,
+            "learning_rate": training.learning_rate,
             "feature_dim": int(features.values.shape[2]),
             "best_epoch": trained.best_epoch,
             "history": trained.history,
