@@ -6,7 +6,6 @@ shorter clips equal (1e-4) what a plain feature-extractor + model forward gives 
 calls a Hub model on one recording.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -2,7 +2,6 @@
 official splits and the errors that stop bad input before training."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,6 @@ import yaml
 
 import run_cv
 from cv_fixtures import TINY_MODEL, fast_training_flags, write_hume_vb_corpus, write_tone_corpus
-import voc2vec.evaluation
 from voc2vec.arguments import ProtocolArguments
 from voc2vec.errors import UserError
 from voc2vec.folds import inner_validation_split, paper_folds

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
-import yaml
 
 import run_classification
 import run_cv

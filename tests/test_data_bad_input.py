@@ -3,7 +3,6 @@ its real reason, every folder that is not the corpus asked for is refused with t
 unwritable cache or a full disk is one line naming the folder, never a traceback."""
 
 import errno
-import os
 import pickle
 import shlex
 from pathlib import Path

@@ -10,7 +10,6 @@ dataclass) records which fields the user set, so a protocol can tell a user's ch
 """
 
 import dataclasses
-import difflib
 import json
 import math
 import sys
@@ -18,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 from transformers.training_args import OptimizerNames
 
+from voc2vec.config_files import CONFIG_FILE_SUFFIXES, read_config_file, suggestions
 from voc2vec.errors import UserError
 
-CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 PROTOCOL_NAMES = ("auto", "speaker-cv", "voc2vec-paper", "official", "holdout", "leave-one-speaker-out", "splits-csv")
 
 
@@ -372,37 +370,6 @@ def check_config_value_shapes(config: dict, parser: HfArgumentParser, path: str)
         if key in scalar_options and isinstance(value, (list, tuple)):
             raise UserError(f"{key}: a list ({value!r}) where one value belongs", where=path,
                             fix=f"give one value, e.g. '{key}: {value[0] if value else ...}'")
-
-
-def suggestions(names: list[str], known: set[str]) -> str:
-    """'did you mean --num_folds?' for each misspelt name that resembles a real argument."""
-    hints = []
-    for name in names:
-        close = difflib.get_close_matches(name.split("=")[0], sorted(known), n=1)
-        hints.append(f"{name}: did you mean {close[0]}?" if close else f"{name}: no such argument")
-    return "; ".join(hints)
-
-
-def read_config_file(path: str | Path) -> dict:
-    """A YAML or JSON mapping; a missing file, a syntax error (with its line) or a non-mapping is a `UserError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("config file does not exist", where=path, fix="check the path")
-    text = path.read_text()
-    try:
-        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}", where=path,
-                        fix="correct the syntax on that line") from error
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UserError(f"invalid YAML{line}: {problem}", where=path, fix="correct the syntax on that line") from error
-    if not isinstance(config, dict):
-        raise UserError("must hold a mapping of argument names to values", where=path,
-                        fix="write one 'name: value' line per argument")
-    return config
 
 
 def config_to_flags(config: dict) -> list[str]:

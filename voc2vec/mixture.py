@@ -65,6 +65,7 @@ import soundfile
 
 from voc2vec.audio import TARGET_SAMPLING_RATE, AudioDecodeError, decode_audio_bytes, load_audio
 from voc2vec.corpora import builder_class, corpus_names, load_corpus
+from voc2vec.config_files import read_config_file
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, os_error_to_user_error
 
 FORMAT_VERSION = 1  # bump when the stored layout changes: every shard name changes with it
@@ -515,8 +516,6 @@ SETTINGS = {  # the config's top-level keys besides corpora, with the kind of va
 def read_config(path: str | os.PathLike) -> dict:
     """The mixture config, checked: a missing file, a YAML error, an unknown or misspelt key, or a value of the
     wrong kind is a `UserError` naming the file and key. Corpus entries are checked by `corpus_options`."""
-    from voc2vec.arguments import read_config_file  # its YAML errors carry the line (imported here: it pulls in transformers)
-
     config = read_config_file(path)
     unknown = sorted(set(config) - set(SETTINGS) - {"corpora"})
     if unknown:
