@@ -439,83 +439,83 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
 
     # ---- training loop: one iteration per update ----
     model.train()
-    progress_bar = tqdm(total=training_args.max_train_steps, initial=progress.update, disable=not accelerator.is_local_main_process)
     sums = defaultdict(lambda: torch.zeros((), dtype=torch.float64, device=accelerator.device))  # this process, this interval
     interval_masked_frames = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # all processes
     interval_grad_norm = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     interval_updates, interval_start = 0, time.perf_counter()
-    while progress.update < training_args.max_train_steps:
-        update = progress.update + 1  # the update this iteration makes, counted from 1 as in metrics.jsonl
-        update_values = objective.before_update(unwrapped, progress.update)
+    # a context, so that the bar ends its line before any error message
+    with tqdm(total=training_args.max_train_steps, initial=progress.update, disable=not accelerator.is_local_main_process) as progress_bar:
+        while progress.update < training_args.max_train_steps:
+            update = progress.update + 1  # the update this iteration makes, counted from 1 as in metrics.jsonl
+            update_values = objective.before_update(unwrapped, progress.update)
 
-        micro_batches = [next(batches) for _ in range(accumulation_steps)]
-        masked_frames = count_masked_frames(micro_batches, accelerator)  # the whole window, all processes
-        multiplier = loss_multiplier(masked_frames, accelerator.num_processes, accumulation_steps)
-        for batch in micro_batches:
-            batch = {name: tensor.to(accelerator.device, non_blocking=True) for name, tensor in batch.items()}
-            with accelerator.accumulate(model):
-                losses = objective.losses(model, batch, batch.get("attention_mask") if pass_attention_mask else None)
-                non_finite.observe_loss(update, losses["loss"])
-                if is_deepspeed:  # checked on every process at once, so no bad gradient is ever applied
-                    loss_over_processes = accelerator.reduce(losses["loss"].detach().float(), reduction="sum").item()
-                    check_finite_loss(loss_over_processes, update, str(last_checkpoint) if last_checkpoint else None)
-                accelerator.backward(losses["loss"] * multiplier)
-                if accelerator.sync_gradients:
-                    grad_norm = torch.as_tensor(
-                        accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm),
-                        dtype=torch.float64, device=accelerator.device,
-                    )
-                    if skip_non_finite_updates:  # a finite loss can still have NaN gradients, which clipping keeps
-                        optimizer.optimizer.found_inf = non_finite.observe_grad_norm(update, grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            for name, value in losses.items():
-                sums[name] += value.detach().double()
-            sums["audio_seconds"] += batch["audio_seconds"]
-        scheduler_learning_rate = scheduler.get_last_lr()[0]  # the rate this update used
-        scheduler.step()
-        progress.update += 1
-        progress.batches_consumed += accumulation_steps
-        progress_bar.update(1)
-        interval_masked_frames += masked_frames
-        interval_grad_norm += grad_norm
-        interval_updates += 1
+            micro_batches = [next(batches) for _ in range(accumulation_steps)]
+            masked_frames = count_masked_frames(micro_batches, accelerator)  # the whole window, all processes
+            multiplier = loss_multiplier(masked_frames, accelerator.num_processes, accumulation_steps)
+            for batch in micro_batches:
+                batch = {name: tensor.to(accelerator.device, non_blocking=True) for name, tensor in batch.items()}
+                with accelerator.accumulate(model):
+                    losses = objective.losses(model, batch, batch.get("attention_mask") if pass_attention_mask else None)
+                    non_finite.observe_loss(update, losses["loss"])
+                    if is_deepspeed:  # checked on every process at once, so no bad gradient is ever applied
+                        loss_over_processes = accelerator.reduce(losses["loss"].detach().float(), reduction="sum").item()
+                        check_finite_loss(loss_over_processes, update, str(last_checkpoint) if last_checkpoint else None)
+                    accelerator.backward(losses["loss"] * multiplier)
+                    if accelerator.sync_gradients:
+                        grad_norm = torch.as_tensor(
+                            accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm),
+                            dtype=torch.float64, device=accelerator.device,
+                        )
+                        if skip_non_finite_updates:  # a finite loss can still have NaN gradients, which clipping keeps
+                            optimizer.optimizer.found_inf = non_finite.observe_grad_norm(update, grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                for name, value in losses.items():
+                    sums[name] += value.detach().double()
+                sums["audio_seconds"] += batch["audio_seconds"]
+            scheduler_learning_rate = scheduler.get_last_lr()[0]  # the rate this update used
+            scheduler.step()
+            progress.update += 1
+            progress.batches_consumed += accumulation_steps
+            progress_bar.update(1)
+            interval_masked_frames += masked_frames
+            interval_grad_norm += grad_norm
+            interval_updates += 1
 
-        if progress.update % training_args.logging_steps == 0 or progress.update == training_args.max_train_steps:
-            non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
-            names = sorted(sums)
-            totals = dict(zip(names, accelerator.reduce(torch.stack([sums[name] for name in names]), reduction="sum")))
-            elapsed = time.perf_counter() - interval_start
-            row = {"update": progress.update}
-            row.update(objective.log_row(totals, interval_masked_frames, interval_updates * accumulation_steps * accelerator.num_processes))
-            row.update(
-                learning_rate=scheduler_learning_rate,
-                grad_norm=interval_grad_norm / interval_updates,  # before clipping, mean over the interval
-                audio_seconds=totals["audio_seconds"],
-                audio_seconds_per_second=totals["audio_seconds"] / elapsed,
-                masked_frames=interval_masked_frames,
-                **update_values,
-            )
-            row = {name: value.item() if isinstance(value, torch.Tensor) else value for name, value in row.items()}
-            warnings = collapse_guard.check(progress.update, row.get("codevector_perplexity"), row["grad_norm"])
-            if warnings:
-                row["warnings"] = warnings
-            metrics_log.write(row)
-            accelerator.log({name: value for name, value in row.items() if isinstance(value, (int, float)) and name != "update"},
-                            step=progress.update)
-            progress_bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}")
-            sums.clear()
-            interval_masked_frames.zero_()
-            interval_grad_norm.zero_()
-            interval_updates, interval_start = 0, time.perf_counter()
+            if progress.update % training_args.logging_steps == 0 or progress.update == training_args.max_train_steps:
+                non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
+                names = sorted(sums)
+                totals = dict(zip(names, accelerator.reduce(torch.stack([sums[name] for name in names]), reduction="sum")))
+                elapsed = time.perf_counter() - interval_start
+                row = {"update": progress.update}
+                row.update(objective.log_row(totals, interval_masked_frames, interval_updates * accumulation_steps * accelerator.num_processes))
+                row.update(
+                    learning_rate=scheduler_learning_rate,
+                    grad_norm=interval_grad_norm / interval_updates,  # before clipping, mean over the interval
+                    audio_seconds=totals["audio_seconds"],
+                    audio_seconds_per_second=totals["audio_seconds"] / elapsed,
+                    masked_frames=interval_masked_frames,
+                    **update_values,
+                )
+                row = {name: value.item() if isinstance(value, torch.Tensor) else value for name, value in row.items()}
+                warnings = collapse_guard.check(progress.update, row.get("codevector_perplexity"), row["grad_norm"])
+                if warnings:
+                    row["warnings"] = warnings
+                metrics_log.write(row)
+                accelerator.log({name: value for name, value in row.items() if isinstance(value, (int, float)) and name != "update"},
+                                step=progress.update)
+                progress_bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}")
+                sums.clear()
+                interval_masked_frames.zero_()
+                interval_grad_norm.zero_()
+                interval_updates, interval_start = 0, time.perf_counter()
 
-        if progress.update % training_args.checkpointing_steps == 0:
-            non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
-            last_checkpoint = save_checkpoint(
-                accelerator, output_dir, progress.update, training_args.checkpoints_total_limit, checkpoint_size
-            )
+            if progress.update % training_args.checkpointing_steps == 0:
+                non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
+                last_checkpoint = save_checkpoint(
+                    accelerator, output_dir, progress.update, training_args.checkpoints_total_limit, checkpoint_size
+                )
 
-    progress_bar.close()
     final_dir = output_dir / "final"
     objective.export(accelerator, model, feature_extractor, final_dir)
     if accelerator.is_main_process:
