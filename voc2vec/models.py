@@ -80,6 +80,9 @@ def check_model_source(model_args):
             raise ModelLoadError(f"{type(config).__name__} has no field(s) {unknown}", where="--config_overrides",
                                  fix="use fields of the model config")
         config.update(overrides)
+    if model_args.head == "lstm" and model_args.method == "finetune" and is_spectrogram_model(config):
+        raise UserError(f"the LSTM head takes waveform encoders, and {config.model_type} takes spectrograms",
+                        where="--head lstm", fix="use --head standard, or --method probe")
     if model_args.method == "probe":
         probe_layer_index(model_args.probe_layer, num_hidden_states(config))
         if model_args.probe_head == "logreg" and model_args.probe_layer == "weighted":

@@ -207,7 +207,8 @@ def training_batches(num_clips: int, batch_size: int, generator: torch.Generator
     order = torch.randperm(num_clips, generator=generator)
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) < 2:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
     return batches
 
 
