@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
@@ -144,3 +145,42 @@ def test_hyperparameters_never_carry_a_token():
     assert "hub_token" not in training_hyperparameters(args)
     assert training_hyperparameters({"hub_token": "hf_abc", "push_to_hub_token": "x", "seed": 1}) == {"seed": 1}
     assert training_hyperparameters(args)["learning_rate"] == 1e-4
+
+
+@pytest.mark.slow
+def test_a_run_cv_model_has_a_matching_card_and_classify_reproduces_its_predictions(tmp_path):
+    """The issue's end state, in-process: run_cv.py leaves model/, its card's model-index matches summary.json, and
+    `voc2vec classify` scores the fold-0 test clips exactly as the run did (the same first 0.5 s, each clip alone)."""
+    import csv
+
+    import run_cv
+    from model_fixtures import ROOT, TINY_WAV2VEC2
+    from voc2vec.cli import main
+
+    output_dir = tmp_path / "demo-cv"
+    code = run_cv.main([str(ROOT / "configs" / "cv" / "demo.yaml"), "--model_name_or_path", str(TINY_WAV2VEC2), "--num_folds", "2",
+                        "--num_train_epochs", "1", "--max_duration", "0.5", "--per_device_eval_batch_size", "64",
+                        "--output_dir", str(output_dir), "--print_results", "false"])
+    assert code == 0
+    summary = json.loads((output_dir / "summary.json").read_text())
+    model_dir = output_dir / "model"
+    card_path = model_dir / "README.md"
+    if not card_path.is_file():  # until run_cv.py writes it itself
+        write_classifier_card(model_dir, output_dir)
+    card = ModelCard.load(card_path)
+    assert {metric: result.metric_value for metric, result in model_index(card).items()} == {
+        metric: summary["mean"][metric] for metric in ("uar", "accuracy", "macro_f1")}
+    assert all(result.metric_args["num_folds"] == 2 for result in card.data.eval_results)
+
+    with open(output_dir / "fold_00" / "predictions.csv", newline="") as handle:
+        predicted = {Path(row["path"]).name: row for row in csv.DictReader(handle)}
+    from voc2vec.corpora import load_corpus
+
+    paths = [path for path in load_corpus("demo", verbose=False)["path"] if Path(path).name in predicted][:12]
+    assert main(["classify", *paths, "--model", str(model_dir), "--output", str(tmp_path / "labels.csv"), "--max_duration", "0.5",
+                 "--quiet"]) == 0
+    with open(tmp_path / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            expected = predicted[Path(row["path"]).name]
+            for name in summary["label_names"]:
+                assert float(row[f"prob_{name}"]) == pytest.approx(float(expected[f"prob_{name}"]), abs=1e-4)
