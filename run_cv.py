@@ -201,7 +201,10 @@ def run_grid(argv: list[str], grid: dict, training_args, launch: Launch) -> int:
         except (IncompleteResults, *user_error_types()) as error:
             logger.error("grid: %s on %s failed: %s", model_name, dataset_name, error)
             summaries[(model_name, dataset_name)], exit_code = None, 1
-    if launch.is_main:
+    one_fold = next(iter(cells.values()))[3].fold
+    if one_fold is not None:  # a cluster job's share: the table comes from the merge job (--merge_only)
+        logger.info("grid: fold %d of every cell done; when every fold is, merge with --merge_only.", one_fold)
+    elif launch.is_main:
         print(write_grid(training_args.output_dir, summaries, list(models), list(datasets)))
     return exit_code
 

@@ -242,3 +242,21 @@ def test_resuming_with_another_model_stops_before_training(tone_csv, tmp_path, c
     assert run_cv.main(cv_flags(tone_csv, output_dir, tmp_path / "cache", "--seed", "42")) == 2
     assert "model_name_or_path" in capsys.readouterr().err
     assert not list(output_dir.glob("fold_*"))
+
+
+@pytest.mark.slow
+def test_grid_as_cluster_jobs_one_fold_each_then_a_merge(tone_csv, tmp_path):
+    """What the README's SLURM job array does: every array task runs fold k of every cell, a dependent job merges."""
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump({
+        "dataset_name": "csv", "speaker_column": "speaker", "num_folds": 2, "validation_fraction": 0.5, "print_results": False,
+        "final_model": "none", "grid": {"models": {"tiny": TINY_MODEL}, "datasets": {"tones": {"data_files": [str(tone_csv)]}}},
+    }))
+    argv = [str(config), *fast_training_flags(tmp_path / "grid", tmp_path / "cache")]
+    for fold in (1, 0):  # array tasks finish in any order
+        assert run_cv.main([*argv, "--fold", str(fold)]) == 0
+        assert not (tmp_path / "grid" / "grid_results.md").exists()  # no table from a part of the folds
+    assert run_cv.main([*argv, "--merge_only", "true"]) == 0
+    summary = json.loads((tmp_path / "grid" / "tiny" / "tones" / "summary.json").read_text())
+    assert summary["complete"] and [fold["fold"] for fold in summary["per_fold"]] == [0, 1]
+    assert "tiny" in (tmp_path / "grid" / "grid_results.md").read_text()
