@@ -81,6 +81,21 @@ def test_negatives_shape_and_source():
             drawn = set(negatives[row, frame])
             assert drawn <= masked_positions, "negatives come from masked frames of the same clip"
             assert frame + row * 100 not in drawn, "a frame is never its own negative"
+        assert (negatives[row, ~mask[row]] == 0).all()
+    np.testing.assert_array_equal(negatives, sample_negatives(mask, 15, seed=1))
+
+
+def test_negatives_are_uniform_over_the_other_masked_frames():
+    """Every other masked frame of the clip is equally likely (fairseq's sampling), first and last included."""
+    mask = np.zeros((2, 40), dtype=bool)
+    mask[0, [3, 7, 8, 20, 39]] = True
+    mask[1, 10:12] = True
+    negatives = sample_negatives(mask, num_negatives=20_000, seed=0)
+    for frame in (3, 39):
+        others = [position for position in (3, 7, 8, 20, 39) if position != frame]
+        counts = np.bincount(negatives[0, frame], minlength=40)[others]
+        assert counts.sum() == 20_000 and np.abs(counts / 20_000 - 0.25).max() < 0.015, counts
+    assert set(negatives[1, 10]) == {40 + 11} and set(negatives[1, 11]) == {40 + 10}
 
 
 def test_gumbel_temperature_schedule():

@@ -152,12 +152,16 @@ class AudioClipDataset(torch.utils.data.Dataset):
         return len(self.audio)
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
+        return self._example(self.audio[key[0]][self.audio_column], key)
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[dict]:
+        """A whole batch's clips from one Arrow read (the DataLoader calls this with the batch sampler's keys)."""
+        cells = self.audio[[clip_index for clip_index, _ in keys]][self.audio_column]
+        return [self._example(cell, key) for cell, key in zip(cells, keys)]
+
+    def _example(self, cell, key: tuple[int, int]) -> dict:
         clip_index, batch_number = key
-        example = {
-            "audio": decode_audio_value(self.audio[clip_index][self.audio_column]),
-            "clip_index": clip_index,
-            "batch_number": batch_number,
-        }
+        example = {"audio": decode_audio_value(cell), "clip_index": clip_index, "batch_number": batch_number}
         if self.frame_labels is not None:
             example["labels"] = self.frame_labels[clip_index]
         return example
