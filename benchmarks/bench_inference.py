@@ -14,6 +14,13 @@ documentation shows. Three file sets:
 detect: a 10-minute and a 1-hour 16 kHz FLAC recording, each in a fresh process: wall time, times real time, peak
 resident memory, and the growth of resident memory from before `detect` to its peak.
 
+Thread settings: classify is measured with one torch thread and with torch's default (one per core); detect with one
+thread, and the 1-hour recording also with the default. On a machine whose cores other jobs keep busy, torch's
+OpenMP threads spin-wait for each other and a multi-threaded run gets several times slower with the others' load
+(measured: detect at 87x real time with one thread against 18x with two, in the same minute), so the one-thread
+figures are the stable ones there; batching gains more with several threads (a one-clip forward pass does not keep
+two threads busy). The load average is recorded with each measurement.
+
     python benchmarks/bench_inference.py [--output benchmarks/results/inference.json] [--files 200] [--hours 1]
 """
 
@@ -69,7 +76,8 @@ def time_classify(model_dir: Path, folder: Path, output: Path) -> float:
     from voc2vec.cli import main
 
     start = time.perf_counter()
-    assert main(["classify", str(folder), "--model", str(model_dir), "--output", str(output), "--batch_size", "16", "--quiet"]) == 0
+    assert main(["classify", str(folder), "--model", str(model_dir), "--output", str(output), "--batch_size", "16", "--quiet",
+                 "--threads", str(torch.get_num_threads())]) == 0  # the command sets torch's threads itself
     return time.perf_counter() - start
 
 
@@ -112,6 +120,8 @@ def compare_classify(name: str, model_dir: Path, paths: list[str], work: Path, r
 
 DETECT_CHILD = """
 import json, resource, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[4]))
 import voc2vec.cli
 from voc2vec.inference import detect, load_classifier
 voc2vec.cli.quiet_transformers()
@@ -139,9 +149,10 @@ def write_recording(path: Path, seconds: int, seed: int = 0) -> None:
             sound.write(block.astype(np.float32))
 
 
-def run_detect(recording: Path, model_dir: Path, output_dir: Path) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", DETECT_CHILD, str(recording), str(model_dir), str(output_dir)],
+def run_detect(recording: Path, model_dir: Path, output_dir: Path, threads: int) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    load = os.getloadavg()[0]
+    result = subprocess.run([sys.executable, "-c", DETECT_CHILD, str(recording), str(model_dir), str(output_dir), str(threads)],
                             capture_output=True, text=True, env=env, check=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return {
@@ -152,6 +163,8 @@ def run_detect(recording: Path, model_dir: Path, output_dir: Path) -> dict:
         "peak_rss_mib": round(measured["peak_rss_mib"], 1),
         "rss_growth_during_detect_mib": round(measured["peak_rss_mib"] - measured["rss_before_detect_mib"], 1),
         "whole_recording_decoded_would_be_mib": round(measured["duration"] * 16000 * 4 / 2**20, 1),
+        "torch_threads": threads,
+        "load_average_1min_before": round(load, 2),
     }
 
 
@@ -162,6 +175,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each way per set (the best is reported)")
     parser.add_argument("--hours", type=float, default=1.0, help="length of the long recording for detect")
     args = parser.parse_args()
+    default_threads = torch.get_num_threads()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import transformers
@@ -177,21 +191,29 @@ def main() -> None:
         layer_norm = save_model(work / "model_layer_norm", layer_norm=True)
         equal = write_clips(work / "equal", [2.0] * args.files)
         varied = write_clips(work / "varied", list(rng.uniform(0.5, 4.0, args.files)))
-        classify = {
-            "equal_2s": compare_classify("equal", group_norm, equal, work, args.repeats),
-            "varied_0.5-4s": compare_classify("varied", group_norm, varied, work, args.repeats),
-            "varied_0.5-4s_layer_norm": compare_classify("varied_layer", layer_norm, varied, work, args.repeats),
-        }
-        for name, row in classify.items():
-            print(f"classify {name}: {row['voc2vec_classify_files_per_s']} vs {row['pipeline_loop_files_per_s']} files/s ({row['speedup']}x)")
+        classify = {}
+        for threads in sorted({1, default_threads}):
+            torch.set_num_threads(threads)  # both ways alike (time_classify passes it to the command)
+            for name, model, paths in (("equal_2s", group_norm, equal), ("varied_0.5-4s", group_norm, varied),
+                                       ("varied_0.5-4s_layer_norm", layer_norm, varied)):
+                load = os.getloadavg()[0]
+                row = compare_classify(name, model, paths, work, args.repeats)
+                row.update(torch_threads=threads, load_average_1min_before=round(load, 2))
+                classify[f"{name}_{threads}_thread{'s' if threads > 1 else ''}"] = row
+                print(f"classify {name}, {threads} thread(s): {row['voc2vec_classify_files_per_s']} vs "
+                      f"{row['pipeline_loop_files_per_s']} files/s ({row['speedup']}x)")
 
         detect = {}
-        for label, seconds in (("10min", 600), ("long", int(args.hours * 3600))):
+        long_label = f"{args.hours:g}h"
+        for label, seconds in (("10min", 600), (long_label, int(args.hours * 3600))):
             recording = work / f"{label}.flac"
             write_recording(recording, seconds)
-            detect[label] = run_detect(recording, group_norm, work / f"detect_{label}")
-            recording.unlink()
+            detect[label] = run_detect(recording, group_norm, work / f"detect_{label}", 1)
             print(f"detect {label}: {detect[label]}")
+            if label == long_label and default_threads != 1:
+                detect[f"{label}_{default_threads}_threads"] = run_detect(recording, group_norm, work / "detect_default", default_threads)
+                print(f"detect {label}, {default_threads} threads: {detect[f'{label}_{default_threads}_threads']}")
+            recording.unlink()
 
     result = {
         "what": __doc__.split("\n\n")[0],
@@ -204,7 +226,7 @@ def main() -> None:
         "detect": detect,
         "conditions": {
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs, no GPU",
-            "torch_threads": torch.get_num_threads(),
+            "torch_default_threads": default_threads,
             "load_average_at_start": [round(value, 2) for value in load_at_start],
             "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
             "python": platform.python_version(),

@@ -59,6 +59,7 @@ def test_classify_jsonl_with_top_k(model_dir, clips, tmp_path):
     (["classify", "{tmp}/nothing_here", "--model", "{model}", "--output", "{tmp}/x.csv"], "none of the 1 file(s)"),
     (["classify", "{clips}", "--model", "{model}", "--output", "{tmp}/x.csv", "--top_k", "two"], "invalid int value"),
     (["classify", "{clips}", "--model", "{model}", "--output", "{tmp}/x.csv", "--batch_size", "0"], "--batch_size must be at least 1"),
+    (["classify", "{clips}", "--model", "{model}", "--output", "{tmp}/x.csv", "--threads", "0"], "--threads must be at least 1"),
     (["embed", "{clips}", "--model", "{model}", "--output", "{tmp}/x.npy", "--layer", "7"], "layer 7 does not exist"),
     (["detect", "{clips}/missing.wav", "--model", "{model}", "--output_dir", "{tmp}/d"], "file not found"),
     (["card", "{model}"], "no results file found"),

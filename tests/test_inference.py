@@ -125,17 +125,23 @@ def test_csv_and_jsonl_hold_the_same_rows(tmp_path):
 # ---- streamed windows ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seconds, rate, channels", [(5.3, 44100, 2), (4.0, 16000, 1), (0.7, 8000, 1)])
-def test_streamed_windows_are_the_decoded_file_cut_into_windows(tmp_path, seconds, rate, channels):
+@pytest.mark.parametrize("seconds, rate, channels, block_seconds", [
+    (5.3, 44100, 2, 0.37),  # resampled, blocks that do not align with windows
+    (4.0, 16000, 1, 0.37),  # the hop grid ends exactly at the end
+    (4.05, 16000, 1, 0.5),  # the last block is short: the end window reaches back into audio read before it
+    (0.7, 8000, 1, 0.37),  # shorter than one window
+])
+def test_streamed_windows_are_the_decoded_file_cut_into_windows(tmp_path, seconds, rate, channels, block_seconds):
     path = write_audio(tmp_path / "long.wav", seconds, rate, channels)
     whole = load_audio(path)
     window, hop = 16000, 4000
-    windows = list(stream_windows(path, window, hop, block_seconds=0.37))  # blocks that do not align with windows
+    windows = list(stream_windows(path, window, hop, block_seconds=block_seconds))
     expected_starts = list(range(0, len(whole) - window + 1, hop))
     if not expected_starts or expected_starts[-1] + window < len(whole):
         expected_starts.append(max(0, len(whole) - window))  # the last window ends at the recording's end
     assert [item.start for item in windows] == expected_starts
     for item in windows:
+        assert len(item.samples) == min(window, len(whole))
         np.testing.assert_allclose(item.samples, whole[item.start : item.start + window], atol=1e-5)
     assert windows[-1].end == len(whole)
 

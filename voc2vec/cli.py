@@ -83,6 +83,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--model", required=True, help=f"{what}: a model folder (run_cv.py's output_dir/model, run_classification.py's "
                         "output_dir, run_pretraining.py's final/) or a Hub id")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: one per core; on a machine "
+                        "other jobs keep busy, 1 is often faster)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -101,6 +103,17 @@ def quiet_transformers() -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+def prepare_torch(args: argparse.Namespace) -> None:
+    """Quiet model loading, and the CPU threads asked for."""
+    quiet_transformers()
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}", where="--threads", fix="pass 1 or more")
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def progress_bar(total: float, unit: str, quiet: bool):
@@ -157,7 +170,7 @@ def classify_arguments(parser: argparse.ArgumentParser) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     output = check_output(args.output, (".csv", ".jsonl"))
     paths = input_files(args.inputs)
-    quiet_transformers()
+    prepare_torch(args)
     from voc2vec.inference import classify_files, load_classifier, write_rows
 
     model, feature_extractor = load_classifier(args.model, args.device)
@@ -184,7 +197,7 @@ def embed_arguments(parser: argparse.ArgumentParser) -> None:
 def run_embed(args: argparse.Namespace) -> int:
     output = check_output(args.output, (".npy", ".parquet"))
     paths = input_files(args.inputs)
-    quiet_transformers()
+    prepare_torch(args)
     from voc2vec.embeddings import load_encoder, num_hidden_states, select_layers
     from voc2vec.inference import default_device, embed_files, file_list_path, write_embeddings
 
@@ -220,7 +233,7 @@ def detect_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_detect(args: argparse.Namespace) -> int:
     output_dir = check_writable_dir(args.output_dir, "--output_dir")
-    quiet_transformers()
+    prepare_torch(args)
     from voc2vec.audio import AudioDecodeError, audio_info
     from voc2vec.inference import detect, load_classifier
 
