@@ -119,21 +119,22 @@ def compare_classify(name: str, model_dir: Path, paths: list[str], work: Path, r
 
 
 DETECT_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[4]))
 import voc2vec.cli
 from voc2vec.inference import detect, load_classifier
 voc2vec.cli.quiet_transformers()
 model, feature_extractor = load_classifier(sys.argv[2], "cpu")
-def rss_mib():
-    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
-before = rss_mib()
+def status_mib(field):  # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's pages
+    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+before = status_mib("VmRSS")
 start = time.perf_counter()
 result = detect(sys.argv[1], model, feature_extractor, sys.argv[3], window=2.0, hop=0.5, threshold=0.5, batch_size=16)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "duration": result.duration, "windows": result.windows,
-                  "rss_before_detect_mib": before, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_before_detect_mib": before, "peak_rss_mib": status_mib("VmHWM")}))
 """
 
 

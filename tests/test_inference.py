@@ -247,3 +247,14 @@ def test_detect_refuses_a_hop_longer_than_the_window(tmp_path, classifier_dir):
     model, feature_extractor = load_classifier(classifier_dir, "cpu")
     with pytest.raises(UserError, match="--hop"):
         detect(path, model, feature_extractor, tmp_path, window=1.0, hop=2.0)
+
+
+def test_streaming_refuses_non_finite_samples_and_unsupported_containers(tmp_path):
+    samples = np.zeros(48000, dtype=np.float32)
+    samples[30000] = np.nan
+    soundfile.write(tmp_path / "nan.wav", samples, 16000, subtype="FLOAT")
+    with pytest.raises(UserError, match="non-finite"):
+        list(stream_windows(tmp_path / "nan.wav", 16000, 8000, block_seconds=0.5))
+    (tmp_path / "phone.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
+    with pytest.raises(UserError, match="unsupported container.*ffmpeg"):
+        list(stream_windows(tmp_path / "phone.m4a", 16000, 8000))

@@ -370,8 +370,8 @@ def mixture_card(repo_id: str, manifest: dict, corpora: list[str], redistribute:
         'audio = decode_audio_bytes(row["audio"])  # float32, 16 kHz',
         "```",
         "",
-        "Pretrain on it: `python run_pretraining.py configs/pretraining/voc2vec.yaml --train_files data/*.parquet` on a "
-        "local copy (`hf download --repo-type dataset " + repo_id + " --local-dir voc125`).",
+        f"Pretrain on it from a local copy: `hf download --repo-type dataset {repo_id} --local-dir voc125`, then "
+        "`python run_pretraining.py configs/pretraining/voc2vec.yaml --train_files 'voc125/data/*.parquet'`.",
         "",
         "## Citation",
         "",

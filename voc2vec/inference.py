@@ -30,7 +30,17 @@ import soundfile
 import soxr
 import torch
 
-from voc2vec.audio import TARGET_SAMPLING_RATE, UNSUPPORTED_CONTAINERS, AudioDecodeError, _open_error, audio_info, load_audio, to_mono
+from voc2vec.audio import (
+    NON_FINITE,
+    NON_FINITE_FIX,
+    TARGET_SAMPLING_RATE,
+    UNSUPPORTED_CONTAINERS,
+    AudioDecodeError,
+    _open_error,
+    audio_info,
+    load_audio,
+    to_mono,
+)
 from voc2vec.collate import AudioCollator
 from voc2vec.errors import UserError
 from voc2vec.prediction import pads_exactly, predict_logits
@@ -407,11 +417,12 @@ def stream_windows(
             try:
                 block = sound.read(block_frames, dtype="float32", always_2d=True)
             except Exception as error:
-                raise AudioDecodeError(path, f"unreadable or corrupt audio after {buffer_start + len(buffer)} samples ({error})") from error
+                raise AudioDecodeError(path, f"unreadable or corrupt audio after {(buffer_start + len(buffer)) / sampling_rate:.1f} s ({error})",
+                                       fix="re-export or download the file again") from error
             finished = len(block) < block_frames
             samples = to_mono(block) if len(block) else np.zeros(0, dtype=np.float32)
             if not np.isfinite(samples).all():
-                raise AudioDecodeError(path, "non-finite samples (NaN or Inf) in the decoded audio; re-export the file")
+                raise AudioDecodeError(path, NON_FINITE, fix=NON_FINITE_FIX)
             if resampler is not None:
                 samples = resampler.resample_chunk(samples, last=finished)
             buffer = np.concatenate([buffer, samples.astype(np.float32, copy=False)])
