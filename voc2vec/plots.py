@@ -87,7 +87,7 @@ def plot_layer_weights(weights: np.ndarray, path: str | Path, title: str | None 
     """
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     layers = np.arange(weights.shape[1])
-    figure = Figure(figsize=(max(4.0, 0.45 * len(layers) + 2.0), 3.5))
+    figure = Figure(figsize=(max(5.5, 0.45 * len(layers) + 2.0), 3.8))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for fold, row in enumerate(weights):
@@ -95,7 +95,7 @@ def plot_layer_weights(weights: np.ndarray, path: str | Path, title: str | None 
     axes.plot(layers, weights.mean(axis=0), color="black", linewidth=2, marker="o", label="mean over folds")
     axes.axhline(1.0 / len(layers), color="grey", linestyle=":", linewidth=1, label="uniform")
     axes.set_xticks(layers)
-    axes.set_xlabel("hidden state (0 = input to the first transformer layer)")
+    axes.set_xlabel("hidden state (0: before the first transformer layer)")
     axes.set_ylabel("softmax weight")
     axes.legend(fontsize=8)
     if title:

@@ -137,7 +137,7 @@ def merge_folds(output_dir: str | Path) -> dict:
         summary["layer_weights"] = {"per_fold": weights.tolist(), "mean": weights.mean(axis=0).tolist(),
                                     "std": spread_rows(weights, config["std_kind"]).tolist()}
         plot_layer_weights(weights, output_dir / "layer_weights.png",
-                           title=f"{config['dataset']}: {config['model_name_or_path']}, learned layer weights per fold")
+                           title=f"{config['dataset']}: {config['model_name_or_path']}\nlearned layer weights, {len(layer_weights)} folds")
     if task == CLASSIFICATION:
         uar_over = config.get("uar_over", "present")
         summary["uar_definition"] = UAR_DEFINITIONS[uar_over]
