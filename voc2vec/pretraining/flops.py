@@ -5,7 +5,7 @@ Counted like GPU peak figures and PyTorch's FlopCounterMode: 2 FLOPs per multipl
 convolutions. Normalizations, activations, dropout, softmax, Gumbel sampling, the elementwise cosine similarities
 of the contrastive loss and the loss itself are left out (they are memory-bound and a few percent of the work in
 a base model). For one clip of S samples, with T_l the frames after CNN layer l, T = T_last, H the hidden size, I
-the feed-forward size, M the masked frames:
+the feed-forward size:
 
 - CNN feature encoder, layer l (kernel k_l, channels C_{l-1} -> C_l, C_0 = 1):   2 k_l C_{l-1} C_l T_l
 - feature projection:                                                          2 C_last H T
@@ -14,7 +14,7 @@ the feed-forward size, M the masked frames:
   attention scores and their weighted sum, 4 T^2 H
 - wav2vec 2.0 head: quantizer logits 2 C_last (G V) T, project_q 2 D_cv D_p T, project_hid 2 H D_p T
   (G V codevectors, D_cv = codevector_dim, D_p = proj_codevector_dim)
-- HuBERT head (masked frames only): projection 2 H P M, cluster similarities 2 P C M
+- HuBERT head (every frame is scored, the unmasked ones weighted 0): projection 2 H P T, cluster similarities 2 P C T
 - classification head (fine-tuning): projector 2 H P_cls T
 
 A training step costs 3 forward passes (the backward pass computes gradients for both inputs and weights), except
@@ -55,8 +55,7 @@ def transformer_flops(config: PretrainedConfig, num_frames: int) -> float:
     return projection + positional + config.num_hidden_layers * per_layer
 
 
-def head_flops(config: PretrainedConfig, head: str, num_frames: int, masked_frames: int, num_clusters: int = 500,
-               hubert_projection_dim: int = 256) -> float:
+def head_flops(config: PretrainedConfig, head: str, num_frames: int, num_clusters: int = 500, hubert_projection_dim: int = 256) -> float:
     """Forward FLOPs of the objective's head for one clip: 'wav2vec2', 'hubert' or 'classification'."""
     if head == "wav2vec2":
         codevectors = config.num_codevector_groups * config.num_codevectors_per_group
@@ -66,17 +65,17 @@ def head_flops(config: PretrainedConfig, head: str, num_frames: int, masked_fram
             + config.hidden_size * config.proj_codevector_dim
         )
     if head == "hubert":
-        return 2 * masked_frames * hubert_projection_dim * (config.hidden_size + num_clusters)
+        return 2 * num_frames * hubert_projection_dim * (config.hidden_size + num_clusters)
     if head == "classification":
         return 2 * num_frames * config.hidden_size * config.classifier_proj_size
     raise ValueError(f"head must be wav2vec2, hubert or classification, not {head!r}")
 
 
-def forward_flops(config: PretrainedConfig, num_samples: int, head: str, masked_frames: int = 0, num_clusters: int = 500,
+def forward_flops(config: PretrainedConfig, num_samples: int, head: str, num_clusters: int = 500,
                   hubert_projection_dim: int = 256) -> tuple[float, float]:
     """Forward FLOPs of one clip: (CNN feature encoder, everything after it)."""
     frames = int(conv_output_lengths(num_samples, config.conv_kernel, config.conv_stride))
-    after = transformer_flops(config, frames) + head_flops(config, head, frames, masked_frames, num_clusters, hubert_projection_dim)
+    after = transformer_flops(config, frames) + head_flops(config, head, frames, num_clusters, hubert_projection_dim)
     return feature_encoder_flops(config, num_samples), after
 
 
@@ -85,12 +84,10 @@ def training_step_flops(
     batch_size: int,
     num_samples: int,
     head: str,
-    masked_fraction: float = 0.0,
     frozen_feature_encoder: bool = False,
     num_clusters: int = 500,
     hubert_projection_dim: int = 256,
 ) -> float:
     """FLOPs of one forward + backward pass over `batch_size` clips of `num_samples` samples each."""
-    frames = int(conv_output_lengths(num_samples, config.conv_kernel, config.conv_stride))
-    cnn, rest = forward_flops(config, num_samples, head, round(masked_fraction * frames), num_clusters, hubert_projection_dim)
+    cnn, rest = forward_flops(config, num_samples, head, num_clusters, hubert_projection_dim)
     return batch_size * ((1 if frozen_feature_encoder else 3) * cnn + 3 * rest)

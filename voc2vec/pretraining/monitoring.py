@@ -4,8 +4,8 @@
 run can be plotted or compared without TensorBoard; a resumed run first drops the rows logged after the
 checkpoint it resumes from, which it is about to log again. The guards watch for the known failure modes of
 contrastive pretraining: codebook collapse (perplexity near 1: every frame maps to the same few codes),
-vanishing gradients, and a non-finite loss or gradient, whose update is skipped on the device and which stops
-the run at the next logging step.
+vanishing gradients, and a non-finite loss or gradient, which stops the run at the next logging step or
+checkpoint, before either is written.
 """
 
 from __future__ import annotations
@@ -68,12 +68,11 @@ def _plain(value):
 
 class NonFiniteWatch:
     """Remembers, on the device and without waiting for it, the first update whose loss or gradient norm was not
-    finite, and tells the optimizer to skip that update.
+    finite.
 
-    A host-device synchronization on every step would stall the GPU; the loop synchronizes only at logging
-    steps and checkpoints, where `raise_if_seen` stops the run. Until then the bad updates are skipped on the
-    device (fused AdamW's `found_inf`, the mechanism of fp16's loss scaler), so the weights, and every
-    checkpoint, stay those of the last good update.
+    A host-device synchronization on every step would stall the GPU, so the loop looks only at logging steps and
+    before each checkpoint, where it synchronizes anyway: `raise_if_seen` stops the run there. Every log row,
+    checkpoint and export is written after that check, so none holds anything from after the first bad update.
     """
 
     def __init__(self, device: torch.device):
@@ -85,19 +84,18 @@ class NonFiniteWatch:
         bad = ~torch.isfinite(loss.detach())
         self.first_bad_loss = torch.where(bad & (self.first_bad_loss == 0), update, self.first_bad_loss)
 
-    def observe_grad_norm(self, update: int, grad_norm: torch.Tensor) -> torch.Tensor:
-        """Records the norm; returns `found_inf` (1.0 when this update must be skipped) for the optimizer."""
+    def observe_grad_norm(self, update: int, grad_norm: torch.Tensor) -> None:
         bad = ~torch.isfinite(grad_norm.detach())
         self.first_bad_grad_norm = torch.where(bad & (self.first_bad_grad_norm == 0), update, self.first_bad_grad_norm)
-        return bad.float()
 
     def raise_if_seen(self, accelerator, last_checkpoint: str | None) -> None:
         """Raises `NonFiniteLossError` on every process if any process saw a non-finite loss or gradient norm."""
         seen = accelerator.gather(torch.stack([self.first_bad_loss, self.first_bad_grad_norm])[None]).view(-1, 2).tolist()
-        for column, what in ((0, "loss"), (1, "gradient norm")):
-            updates = [row[column] for row in seen if row[column] > 0]
-            if updates:
-                raise NonFiniteLossError(_non_finite_message(what, "not finite", min(updates), last_checkpoint))
+        # the earliest on any process; a loss and its gradients going bad at once is the loss's doing
+        first = min(((update, column) for row in seen for column, update in enumerate(row) if update > 0), default=None)
+        if first is not None:
+            what = ("loss", "gradient norm")[first[1]]
+            raise NonFiniteLossError(_non_finite_message(what, "not finite", first[0], last_checkpoint))
 
 
 class _LowStreak:
@@ -159,7 +157,7 @@ def check_finite_loss(loss_value: float, update: int, last_checkpoint: str | Non
 def _non_finite_message(what: str, value, update: int, last_checkpoint: str | None) -> str:
     where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
     return (
-        f"{what} is {value} at update {update}; stopping, the update was not applied ({where}). "
+        f"{what} is {value} at update {update}; stopping before anything after it is saved ({where}). "
         "Resume from it with --resume_from_checkpoint and a lower --learning_rate, or check the data for "
         "silent or clipped clips."
     )

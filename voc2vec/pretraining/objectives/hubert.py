@@ -42,17 +42,20 @@ class HubertPretrainingHead(nn.Module):
         self.temperature = temperature
 
     def logits(self, frame_states: torch.Tensor) -> torch.Tensor:
-        """(frames, hidden) states to (frames, num_clusters) cosine similarities over the temperature."""
+        """(..., hidden) frame states to (..., num_clusters) cosine similarities over the temperature."""
         projected = nn.functional.normalize(self.projection(frame_states).float(), dim=-1, eps=1e-8)
         clusters = nn.functional.normalize(self.cluster_embeddings.float(), dim=-1, eps=1e-8)
         return projected @ clusters.T / self.temperature
 
     def forward(self, hidden_states: torch.Tensor, labels: torch.Tensor, mask_time_indices: torch.Tensor) -> HubertPretrainingOutput:
         predict = mask_time_indices.bool() & (labels >= 0)  # masked frames that hold audio
-        logits = self.logits(hidden_states[predict])
-        targets = labels[predict]
-        loss = nn.functional.cross_entropy(logits, targets, reduction="sum")
-        num_correct = (logits.argmax(dim=-1) == targets).sum()
+        # Every frame is scored and the unmasked ones weighted 0, rather than selecting the masked ones: boolean
+        # indexing would make the host wait for the device on every step (most frames are masked anyway).
+        logits = self.logits(hidden_states)
+        targets = labels.clamp(min=0)
+        cross_entropy = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+        loss = (cross_entropy * predict.flatten()).sum()
+        num_correct = ((logits.argmax(dim=-1) == targets) & predict).sum()
         return HubertPretrainingOutput(loss=loss, num_correct=num_correct, num_masked=predict.sum())
 
 
