@@ -35,7 +35,7 @@ from voc2vec.arguments import (
 )
 from voc2vec.distributed import Launch, OtherRankFailed, main_process_first, share_folds, start
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, user_error_types
-from voc2vec.evaluation import decode, headline, plan_evaluation, run_split
+from voc2vec.evaluation import decode, headline, plan_evaluation, publish_model, run_split
 from voc2vec.results import IncompleteResults, merge_folds, write_grid
 from voc2vec.rundir import (
     CV_CONFIG_FILE,
@@ -82,6 +82,9 @@ def cross_validate(model_args, data_args, protocol_args, cv_args, training_args,
                 (output_dir / CV_CONFIG_FILE).unlink(missing_ok=True)
             raise
 
+    if training_args.push_to_hub and cv_args.final_model == "none":
+        raise UserError("--push_to_hub publishes output_dir/model, which --final_model none does not keep",
+                        where="--final_model none", fix="drop --final_model none, or --push_to_hub")
     if launch.is_main:
         check_writable_dir(output_dir, "--output_dir")
     plan, decoded = main_process_first(launch, f"{key}:planned", lambda: plan_and_decode(True), lambda: plan_and_decode(False))
@@ -116,6 +119,8 @@ def cross_validate(model_args, data_args, protocol_args, cv_args, training_args,
         launch.publish(f"{key}:merged", {"error": str(error)})
         raise
     launch.publish(f"{key}:merged", {"error": None})
+    if summary is not None and (output_dir / MODEL_DIR).is_dir():
+        publish_model(output_dir / MODEL_DIR, output_dir, model_args, data_args, training_args)
     return summary
 
 

@@ -130,3 +130,28 @@ def test_class_too_rare_for_the_test_part_names_test_fraction(tone_csv, tmp_path
     error = capsys.readouterr().err
     assert "--test_fraction" in error and "--num_folds" not in error and "'high'" in error
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_push_to_hub_uploads_the_model_folder_with_its_card(tone_csv, tmp_path, monkeypatch):
+    import voc2vec.hub
+
+    pushed = []
+    monkeypatch.setattr(voc2vec.hub, "push_model", lambda folder, repo_id, **kwargs: pushed.append((folder, repo_id)) or f"https://huggingface.co/{repo_id}")
+    output_dir = tmp_path / "run"
+    argv = ["--dataset_name", "csv", "--data_files", str(tone_csv), "--speaker_column", "speaker", "--test_fraction", "0.25",
+            "--validation_fraction", "0.34", "--push_to_hub", "--hub_model_id", "my-org/tones",
+            *fast_training_flags(output_dir, tmp_path / "cache")]
+    assert run_classification.main(argv) == 0
+    assert pushed == [(output_dir, "my-org/tones")]
+    card = (output_dir / "README.md").read_text()
+    assert 'from_pretrained("my-org/tones")' in card or "my-org/tones" in card
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert f"{100 * metrics['test']['uar']:.1f}" in card
+    assert not (output_dir / "training_args.bin").exists()
+
+
+def test_push_to_hub_needs_a_repository_name(tone_csv, tmp_path, capsys):
+    argv = ["--dataset_name", "csv", "--data_files", str(tone_csv), "--push_to_hub", *fast_training_flags(tmp_path / "run", tmp_path)]
+    assert run_classification.main(argv) == 2
+    assert "--hub_model_id" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from huggingface_hub import ModelCard
 from transformers import AutoModelForAudioClassification, pipeline
 
 import run_cv
@@ -32,6 +33,12 @@ def test_quickstart_config_writes_every_output_the_readme_lists(tmp_path, monkey
     assert sorted(model.config.id2label.values()) == sorted(summary["label_names"])
     scores = pipeline("audio-classification", model=str(model_dir))({"raw": np.zeros(16000, np.float32), "sampling_rate": 16000})
     assert {score["label"] for score in scores} <= set(summary["label_names"])
+    # The model card, every model-index value read from summary.json.
+    card = ModelCard.load(model_dir / "README.md")
+    assert card.data.pipeline_tag == "audio-classification" and card.data.library_name == "transformers"
+    results = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert results == {name: summary["mean"][name] for name in ("uar", "accuracy", "macro_f1")}
+    assert all("speaker-cv" in result.metric_name and "2 folds" in result.metric_name for result in card.data.eval_results)
 
 
 def test_training_never_opens_an_original_audio_file_after_decoding(tmp_path, monkeypatch):

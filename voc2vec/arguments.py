@@ -288,6 +288,8 @@ class FineTuningTrainingArguments(TrainingArguments):
         for option in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             require(getattr(self, option) >= 1, f"--{option}", f"must be at least 1, got {getattr(self, option)}", "pass 1 or more")
         require(self.warmup_steps >= 0, "--warmup_steps", f"must be 0 or more, got {self.warmup_steps}", "pass e.g. 500 or 0.1")
+        require(not self.push_to_hub or bool(self.hub_model_id), "--push_to_hub", "needs the repository to create or update",
+                "add --hub_model_id ORG/NAME")
         super().__post_init__()
 
 

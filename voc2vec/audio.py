@@ -99,7 +99,7 @@ def _unopenable(path: str) -> AudioDecodeError | None:
         return AudioDecodeError(path, f"cannot be opened ({error.strerror or error})")
 
 
-def _open_error(path: str, error: Exception) -> AudioDecodeError:
+def open_error(path: str, error: Exception) -> AudioDecodeError:
     """The one error for a file libsndfile could not open, with the reason a user can act on."""
     unopenable = _unopenable(path)
     if unopenable is not None:
@@ -126,13 +126,13 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     the samples of floating-point files, which alone can hold NaN/Inf (raised as `AudioDecodeError`)."""
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() in UNSUPPORTED_CONTAINERS:
-        raise _open_error(path, RuntimeError("unsupported container"))
+        raise open_error(path, RuntimeError("unsupported container"))
     try:
         with soundfile.SoundFile(path) as sound:
             info = AudioInfo(sampling_rate=int(sound.samplerate), channels=int(sound.channels), frames=int(sound.frames))
             finite = sound.subtype not in FLOAT_SUBTYPES or _all_finite(sound)
     except Exception as error:  # libsndfile raises LibsndfileError/RuntimeError/TypeError by format
-        raise _open_error(path, error) from error
+        raise open_error(path, error) from error
     if info.frames <= 0:
         raise AudioDecodeError(path, "zero length: the file holds no samples")
     if not finite:
@@ -182,7 +182,7 @@ def load_audio(
     """
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() in UNSUPPORTED_CONTAINERS:
-        raise _open_error(path, RuntimeError("unsupported container"))
+        raise open_error(path, RuntimeError("unsupported container"))
     try:
         # One open for header and samples: for short clips the open is a large part of the cost.
         with soundfile.SoundFile(path) as sound:
@@ -193,7 +193,7 @@ def load_audio(
                 sound.seek(start)
             samples = sound.read(frames, dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile raises LibsndfileError/RuntimeError/TypeError by format
-        raise _open_error(path, error) from error
+        raise open_error(path, error) from error
     if samples.size == 0:
         raise AudioDecodeError(path, "zero length: no samples in the requested window" if start else "zero length: the file holds no samples")
     audio = to_mono(samples)

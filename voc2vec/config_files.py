@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from voc2vec.errors import UserError
+from voc2vec.resources import resolve_resource
 
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -25,7 +26,7 @@ def suggestions(names: list[str], known: set[str]) -> str:
 
 def read_config_file(path: str | Path) -> dict:
     """A YAML or JSON mapping; a missing file, a syntax error (with its line) or a non-mapping is a `UserError`."""
-    path = Path(path)
+    path = resolve_resource(path)  # configs/... from the working folder, else the copy shipped with voc2vec
     if not path.is_file():
         raise UserError("config file does not exist", where=path, fix="check the path")
     text = path.read_text()

@@ -26,10 +26,16 @@ from pathlib import Path
 import datasets
 
 from voc2vec.builder import CorpusLayoutError, CorpusReport, VocalizationBuilder
-from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, os_error_to_user_error
+from voc2vec.errors import (
+    UserError,
+    check_writable_dir,
+    exit_on_user_error,
+    os_error_to_user_error,
+)
+from voc2vec.resources import shipped_dir
 
 # The loading scripts live beside the package in the repository, one file per corpus.
-DATA_SCRIPTS_DIR = importlib.import_module("voc2vec.resources").shipped_dir("data")  # voc2vec/data/ once installed
+DATA_SCRIPTS_DIR = shipped_dir("data")  # data/ in a checkout, voc2vec/data/ once installed
 REPORT_FILE = "voc2vec_report.json"
 
 

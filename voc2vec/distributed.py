@@ -23,9 +23,8 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
-from voc2vec.arguments import CONFIG_FILE_SUFFIXES, read_config_file
+from voc2vec.config_files import CONFIG_FILE_SUFFIXES, read_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def requested_distribute(argv: list[str]) -> str:
     """`--distribute` as given on the command line or in the config file (before the arguments are parsed: the
     training arguments set up their device while being parsed, so folds mode must act before that)."""
     value = "folds"
-    if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES) and Path(argv[0]).is_file():
+    if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES):
         value = str(read_config_file(argv[0]).get("distribute", value))
     for index, token in enumerate(argv):
         if token == "--distribute" and index + 1 < len(argv):

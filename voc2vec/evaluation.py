@@ -150,10 +150,31 @@ def run_split(
         logger.info("%sa probe keeps no model (the frozen encoder plus a small head): %s is not written.", log_prefix, save_model_dir)
     elif save_model_dir is not None:
         info = {key: metrics[key] for key in ("dataset", "model_name_or_path", "method", "head", "protocol", "evaluated_on", "num_clips", "test")}
+        info["training_hyperparameters"] = run_hyperparameters(model_args, data_args, training_args)
         save_model(result.model, plan.feature_extractor, Path(save_model_dir), info | (extra_metadata or {}))
         metrics["saved_model"] = str(save_model_dir)
     write_fold_results(folder, metrics, predictions_table(corpus, split.test, outputs))
     return metrics
+
+
+def run_hyperparameters(model_args, data_args, training_args) -> dict:
+    """What a model card lists about how the model was trained (never a token)."""
+    from voc2vec.cards import training_hyperparameters
+
+    return {**training_hyperparameters(model_args), **training_hyperparameters(data_args), **training_hyperparameters(training_args)}
+
+
+def publish_model(model_dir: Path, results: Path, model_args, data_args, training_args) -> None:
+    """The model folder's card (`README.md`, every number read from `results`), and its upload to the Hub with
+    `--push_to_hub --hub_model_id ORG/NAME` (token from huggingface_hub's login or HF_TOKEN)."""
+    from voc2vec.cards import write_classifier_card
+    from voc2vec.hub import push_model
+
+    repo_id = training_args.hub_model_id if training_args.push_to_hub else None
+    card = write_classifier_card(model_dir, results, run_hyperparameters(model_args, data_args, training_args), repo_id=repo_id)
+    logger.info("model card: %s", card)
+    if repo_id:
+        logger.info("published: %s", push_model(model_dir, repo_id, private=training_args.hub_private_repo))
 
 
 def headline(metrics: dict) -> dict:

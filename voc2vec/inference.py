@@ -36,7 +36,7 @@ from voc2vec.audio import (
     TARGET_SAMPLING_RATE,
     UNSUPPORTED_CONTAINERS,
     AudioDecodeError,
-    _open_error,
+    open_error,
     audio_info,
     load_audio,
     to_mono,
@@ -400,11 +400,11 @@ def stream_windows(
     """
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() in UNSUPPORTED_CONTAINERS:
-        raise _open_error(path, RuntimeError("unsupported container"))
+        raise open_error(path, RuntimeError("unsupported container"))
     try:
         sound = soundfile.SoundFile(path)
     except Exception as error:  # libsndfile raises LibsndfileError/RuntimeError/TypeError by format
-        raise _open_error(path, error) from error
+        raise open_error(path, error) from error
     with sound:
         file_rate = sound.samplerate
         resampler = None if file_rate == sampling_rate else soxr.ResampleStream(file_rate, sampling_rate, 1, dtype="float32", quality="HQ")
