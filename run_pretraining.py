@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -28,17 +27,46 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, DistributedType, LoggerType, ProjectConfiguration, set_seed
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    LoggerType,
+    ProjectConfiguration,
+    set_seed,
+)
 from tqdm.auto import tqdm
-from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor, get_linear_schedule_with_warmup
+from transformers import (
+    AutoFeatureExtractor,
+    Wav2Vec2FeatureExtractor,
+    get_linear_schedule_with_warmup,
+)
 
 from voc2vec.arguments import parse_arguments as parse_config_and_flags
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error
-from voc2vec.pretraining.batching import DurationBucketBatchSampler, MaskedPretrainingCollator, batch_length_shares
-from voc2vec.pretraining.checkpoints import checkpoint_bytes, resolve_resume_checkpoint, save_checkpoint
-from voc2vec.pretraining.data import AudioClipDataset, decode_audio_value, load_pretraining_dataset, normalize_audio
+from voc2vec.pretraining.batching import (
+    DurationBucketBatchSampler,
+    MaskedPretrainingCollator,
+    batch_length_shares,
+)
+from voc2vec.pretraining.checkpoints import (
+    checkpoint_bytes,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
+from voc2vec.pretraining.data import (
+    AudioClipDataset,
+    decode_audio_value,
+    load_pretraining_dataset,
+    normalize_audio,
+)
 from voc2vec.pretraining.loss_normalization import count_masked_frames, loss_multiplier
-from voc2vec.pretraining.monitoring import CollapseGuard, MetricsLog, NonFiniteLossError, NonFiniteWatch, check_finite_loss
+from voc2vec.pretraining.monitoring import (
+    CollapseGuard,
+    MetricsLog,
+    NonFiniteLossError,
+    NonFiniteWatch,
+    check_finite_loss,
+)
 from voc2vec.pretraining.objectives import objective_for
 
 logger = logging.getLogger("run_pretraining")
@@ -320,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train(model_args, data_args, training_args, objective, accelerator) -> Path:
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: PretrainingArguments, objective,
+          accelerator: Accelerator) -> Path:
     output_dir = Path(training_args.output_dir)
 
     # ---- data and model ----
@@ -443,6 +472,7 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
     interval_masked_frames = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # all processes
     interval_grad_norm = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     interval_updates, interval_start = 0, time.perf_counter()
+    row = None  # the last metrics row
     # a context, so that the bar ends its line before any error message
     with tqdm(total=training_args.max_train_steps, initial=progress.update, disable=not accelerator.is_local_main_process) as progress_bar:
         while progress.update < training_args.max_train_steps:
@@ -459,7 +489,7 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
                     non_finite.observe_loss(update, losses["loss"])
                     if is_deepspeed:  # checked on every process at once, so no bad gradient is ever applied
                         loss_over_processes = accelerator.reduce(losses["loss"].detach().float(), reduction="sum").item()
-                        check_finite_loss(loss_over_processes, update, str(last_checkpoint) if last_checkpoint else None)
+                        check_finite_loss(loss_over_processes, update, last_checkpoint)
                     accelerator.backward(losses["loss"] * multiplier)
                     if accelerator.sync_gradients:
                         grad_norm = torch.as_tensor(
@@ -483,7 +513,7 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
             interval_updates += 1
 
             if progress.update % training_args.logging_steps == 0 or progress.update == training_args.max_train_steps:
-                non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
+                non_finite.raise_if_seen(accelerator, last_checkpoint)
                 names = sorted(sums)
                 totals = dict(zip(names, accelerator.reduce(torch.stack([sums[name] for name in names]), reduction="sum")))
                 elapsed = time.perf_counter() - interval_start
@@ -511,7 +541,7 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
                 interval_updates, interval_start = 0, time.perf_counter()
 
             if progress.update % training_args.checkpointing_steps == 0:
-                non_finite.raise_if_seen(accelerator, str(last_checkpoint) if last_checkpoint else None)
+                non_finite.raise_if_seen(accelerator, last_checkpoint)
                 last_checkpoint = save_checkpoint(
                     accelerator, output_dir, progress.update, training_args.checkpoints_total_limit, checkpoint_size
                 )
@@ -519,10 +549,9 @@ def train(model_args, data_args, training_args, objective, accelerator) -> Path:
     final_dir = output_dir / "final"
     objective.export(accelerator, model, feature_extractor, final_dir)
     if accelerator.is_main_process:
-        last_rows = [json.loads(line) for line in metrics_log.path.read_text().splitlines()[-1:]] if metrics_log.path.exists() else []
-        write_json(final_dir / RUN_FILE, run_description | {"updates": progress.update, "last_metrics": last_rows[0] if last_rows else None})
-        # The model card (final/README.md) is written here, from final/pretraining_run.json, by the card
-        # generator of the `voc2vec card` command; training_args.bin is never written into final/.
+        write_json(final_dir / RUN_FILE, run_description | {"updates": progress.update, "last_metrics": row})
+        # MODEL CARD: final/README.md is to be written here, from final/pretraining_run.json (settings, objective,
+        # updates, last metrics), by the model-card generator (not part of this script). No training_args.bin.
     accelerator.end_training()
     logger.info("encoder saved to %s", final_dir)
     return final_dir

@@ -283,7 +283,10 @@ def demo_mixture(folder: Path) -> list[str]:
 
 def measure_loader(workers: int, shards: list[str], settings: argparse.Namespace, device: torch.device) -> dict:
     """run_pretraining's data path (decoding, cropping, normalizing, masks, negatives) in `workers` processes."""
-    from voc2vec.pretraining.batching import DurationBucketBatchSampler, MaskedPretrainingCollator
+    from voc2vec.pretraining.batching import (
+        DurationBucketBatchSampler,
+        MaskedPretrainingCollator,
+    )
     from voc2vec.pretraining.data import AudioClipDataset, load_pretraining_dataset
 
     dataset, column = load_pretraining_dataset(train_files=shards)

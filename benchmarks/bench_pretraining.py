@@ -59,7 +59,10 @@ def build_config(size: str):
 def naive_batches(paths: list[str], batch_size: int, model, seed: int):
     """The HF example's DataCollatorForWav2Vec2Pretraining over random batches, decoding each clip as it comes."""
     from transformers import Wav2Vec2FeatureExtractor
-    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (
+        _compute_mask_indices,
+        _sample_negative_indices,
+    )
 
     from voc2vec.audio import load_audio
 
@@ -94,7 +97,10 @@ def voc2vec_objective(config):
 
 def voc2vec_batches(dataset, max_batch_seconds: float, model, seed: int):
     """run_pretraining's data path: bucketed batches, whole clips decoded, cropped to the batch's shortest."""
-    from voc2vec.pretraining.batching import DurationBucketBatchSampler, MaskedPretrainingCollator
+    from voc2vec.pretraining.batching import (
+        DurationBucketBatchSampler,
+        MaskedPretrainingCollator,
+    )
     from voc2vec.pretraining.data import AudioClipDataset
 
     sampler = DurationBucketBatchSampler(np.minimum(dataset["duration"], 10.0), max_batch_seconds, num_buckets=10, seed=seed)
@@ -251,7 +257,10 @@ def measure_data_path(name: str, shards: list[str], max_batches: int) -> dict:
     """Batches of run_pretraining's data path made in this process: audio seconds per CPU-second and per second."""
     from transformers import Wav2Vec2Config
 
-    from voc2vec.pretraining.batching import DurationBucketBatchSampler, MaskedPretrainingCollator
+    from voc2vec.pretraining.batching import (
+        DurationBucketBatchSampler,
+        MaskedPretrainingCollator,
+    )
     from voc2vec.pretraining.data import AudioClipDataset, load_pretraining_dataset
 
     dataset, column = load_pretraining_dataset(train_files=shards)

@@ -22,12 +22,33 @@ from voc2vec.pretraining.batching import (
     batch_length_shares,
     bucketed_batches,
 )
-from voc2vec.pretraining.data import AudioClipDataset, decode_audio_value, resolve_train_files
-from voc2vec.pretraining.kmeans_targets import KMeansTargetSpec, deltas, kaldi_mfcc, kmeans_frame_targets, mfcc_features
+from voc2vec.pretraining.data import (
+    AudioClipDataset,
+    decode_audio_value,
+    resolve_train_files,
+)
+from voc2vec.pretraining.kmeans_targets import (
+    KMeansTargetSpec,
+    deltas,
+    kaldi_mfcc,
+    kmeans_frame_targets,
+    mfcc_features,
+)
 from voc2vec.pretraining.loss_normalization import loss_multiplier
-from voc2vec.pretraining.masking import compute_span_mask, conv_output_lengths, sample_negatives
-from voc2vec.pretraining.monitoring import CollapseGuard, NonFiniteLossError, check_finite_loss
-from voc2vec.pretraining.objectives.hubert import HubertForMaskedPretraining, HubertPretrainingHead
+from voc2vec.pretraining.masking import (
+    compute_span_mask,
+    conv_output_lengths,
+    sample_negatives,
+)
+from voc2vec.pretraining.monitoring import (
+    CollapseGuard,
+    NonFiniteLossError,
+    check_finite_loss,
+)
+from voc2vec.pretraining.objectives.hubert import (
+    HubertForMaskedPretraining,
+    HubertPretrainingHead,
+)
 from voc2vec.pretraining.objectives.wav2vec2 import gumbel_temperature
 
 MODELS = Path(__file__).resolve().parent.parent / "configs" / "models"
@@ -226,7 +247,7 @@ def test_collator_pads_to_the_longest_when_asked():
 
 def test_collator_crops_frame_targets_with_the_audio():
     config = tiny_config()
-    frame_count = lambda samples: int(conv_output_lengths(samples, config.conv_kernel, config.conv_stride))  # noqa: E731
+    frame_count = lambda samples: int(conv_output_lengths(samples, config.conv_kernel, config.conv_stride))
     examples = _clip_examples([48000, 16000])
     for example in examples:  # label t = t: the crop's labels must start at its first frame
         example["labels"] = np.arange(frame_count(len(example["audio"])), dtype=np.int16)
@@ -354,7 +375,7 @@ def reference_kaldi_mfcc(audio: np.ndarray) -> np.ndarray:
     emphasized = np.concatenate([frames[:, :1] * (1 - 0.97), frames[:, 1:] - 0.97 * frames[:, :-1]], axis=1)
     povey = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 399)) ** 0.85
     power = np.abs(np.fft.rfft(emphasized * povey, 512)) ** 2
-    mel = lambda hz: 1127 * np.log(1 + hz / 700)  # noqa: E731
+    mel = lambda hz: 1127 * np.log(1 + hz / 700)
     low, high = mel(20.0), mel(8000.0)
     step = (high - low) / 24
     bin_mels = mel(np.arange(256) * 16000 / 512)
@@ -388,7 +409,7 @@ def test_mfccs_are_kaldis_with_fairseqs_options():
 
 def test_kmeans_targets_are_cached_and_reused(tmp_path, monkeypatch):
     dataset = _clips_dataset()
-    decode = lambda index: np.asarray(dataset[index]["audio"], dtype=np.float32)  # noqa: E731
+    decode = lambda index: np.asarray(dataset[index]["audio"], dtype=np.float32)
     spec = KMeansTargetSpec("mfcc", None, 9, num_clusters=4, max_fit_clips=4, data_fingerprint=dataset._fingerprint)
     labels, cache_file = kmeans_frame_targets(dataset, decode, spec, tmp_path)
     assert cache_file.exists() and len(labels) == len(dataset)
@@ -416,7 +437,7 @@ def test_kmeans_targets_are_cached_and_reused(tmp_path, monkeypatch):
 
 def test_kmeans_targets_from_a_teacher_layer(tmp_path):
     dataset = _clips_dataset(4)
-    decode = lambda index: np.asarray(dataset[index]["audio"], dtype=np.float32)  # noqa: E731
+    decode = lambda index: np.asarray(dataset[index]["audio"], dtype=np.float32)
     teacher = HubertModel(tiny_config("tiny-hubert"))
     spec = KMeansTargetSpec("layer", "tiny-hubert", 1, num_clusters=3, max_fit_clips=4, data_fingerprint=dataset._fingerprint)
     labels, _ = kmeans_frame_targets(dataset, decode, spec, tmp_path, teacher=teacher)

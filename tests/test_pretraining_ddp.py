@@ -17,7 +17,7 @@ from accelerate.state import AcceleratorState, GradientState
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import run_pretraining  # noqa: E402
+import run_pretraining
 
 FLAGS = ["--max_batch_seconds", "6", "--logging_steps", "1", "--report_to", "none", "--dataloader_num_workers", "0",
          "--layerdrop", "0.5", "--checkpointing_steps", "1000"]
@@ -34,7 +34,7 @@ def test_two_processes_with_layerdrop_log_one_row_per_update_with_both_processes
     command = [torchrun, "--standalone", "--nproc_per_node", "2", str(ROOT / "run_pretraining.py"), config,
                "--output_dir", str(tmp_path / "ddp"), "--max_train_steps", "3", *FLAGS]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]
     rows = read_metrics(tmp_path / "ddp")
     assert [row["update"] for row in rows] == [1, 2, 3], "one row per logging step, from the main process only"

@@ -35,7 +35,7 @@ def test_deepspeed_zero2_runs_and_checkpoints(tmp_path):
         "--report_to", "none", "--dataloader_num_workers", "0",
     ]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900)
+    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900, check=False)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]
 
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -17,9 +17,9 @@ from accelerate.state import AcceleratorState, GradientState
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import run_pretraining  # noqa: E402
-from voc2vec.pretraining import checkpoints  # noqa: E402
-from voc2vec.pretraining.monitoring import MetricsLog  # noqa: E402
+import run_pretraining
+from voc2vec.pretraining import checkpoints
+from voc2vec.pretraining.monitoring import MetricsLog
 
 DEMO = str(ROOT / "configs" / "pretraining" / "demo.yaml")
 QUICK = ["--max_batch_seconds", "6", "--logging_steps", "1", "--report_to", "none", "--dataloader_num_workers", "0"]

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from transformers import AutoConfig, Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import run_pretraining  # noqa: E402
-from voc2vec.pretraining.batching import MaskedPretrainingCollator  # noqa: E402
-from voc2vec.pretraining.objectives import objective_for  # noqa: E402
+import run_pretraining
+from voc2vec.pretraining.batching import MaskedPretrainingCollator
+from voc2vec.pretraining.objectives import objective_for
 
 CONFIGS = ROOT / "configs" / "pretraining"
 QUICK = ["--max_batch_seconds", "6", "--logging_steps", "1", "--report_to", "none", "--dataloader_num_workers", "0",

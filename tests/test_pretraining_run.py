@@ -24,8 +24,8 @@ from transformers import (
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import run_pretraining  # noqa: E402
-from voc2vec.errors import UserError  # noqa: E402
+import run_pretraining
+from voc2vec.errors import UserError
 
 # Small and quick: 6 s of audio per micro-batch, no trackers unless a test asks.
 QUICK = ["--max_batch_seconds", "6", "--logging_steps", "1", "--report_to", "none", "--dataloader_num_workers", "0"]

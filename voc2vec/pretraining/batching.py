@@ -22,7 +22,11 @@ import torch
 
 from voc2vec.errors import UserError
 from voc2vec.pretraining.data import normalize_audio
-from voc2vec.pretraining.masking import compute_span_mask, conv_output_lengths, sample_negatives
+from voc2vec.pretraining.masking import (
+    compute_span_mask,
+    conv_output_lengths,
+    sample_negatives,
+)
 
 # Frames of wav2vec 2.0 / HuBERT advance by 320 samples (20 ms); crops start on a frame boundary so that
 # precomputed frame targets (HuBERT k-means labels) stay aligned with the cropped audio.

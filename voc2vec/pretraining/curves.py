@@ -30,7 +30,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from voc2vec.errors import UserError, exit_on_user_error
-from voc2vec.pretraining.monitoring import COLLAPSED_PERPLEXITY_FRACTION, VANISHING_GRAD_NORM
+from voc2vec.pretraining.monitoring import (
+    COLLAPSED_PERPLEXITY_FRACTION,
+    VANISHING_GRAD_NORM,
+)
 
 RUN_FILE = "pretraining_run.json"  # written by run_pretraining.py next to metrics.jsonl
 PANELS = (  # (metrics.jsonl key, panel title, log-scale y)

@@ -18,7 +18,12 @@ import numpy as np
 import soundfile
 import torch
 
-from voc2vec.audio import TARGET_SAMPLING_RATE, audio_info, decode_audio_bytes, load_audio
+from voc2vec.audio import (
+    TARGET_SAMPLING_RATE,
+    audio_info,
+    decode_audio_bytes,
+    load_audio,
+)
 from voc2vec.errors import UserError
 
 

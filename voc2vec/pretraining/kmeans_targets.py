@@ -10,6 +10,7 @@ the labels at the same frames.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -171,4 +172,4 @@ def kmeans_frame_targets(
 def _read_labels(cache_file: Path) -> list[np.ndarray]:
     with np.load(cache_file) as stored:
         labels, offsets = stored["labels"], stored["offsets"]
-    return [labels[start:stop] for start, stop in zip(offsets[:-1], offsets[1:])]
+    return [labels[start:stop] for start, stop in itertools.pairwise(offsets)]

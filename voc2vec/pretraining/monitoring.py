@@ -88,7 +88,7 @@ class NonFiniteWatch:
         bad = ~torch.isfinite(grad_norm.detach())
         self.first_bad_grad_norm = torch.where(bad & (self.first_bad_grad_norm == 0), update, self.first_bad_grad_norm)
 
-    def raise_if_seen(self, accelerator, last_checkpoint: str | None) -> None:
+    def raise_if_seen(self, accelerator, last_checkpoint: str | os.PathLike | None) -> None:
         """Raises `NonFiniteLossError` on every process if any process saw a non-finite loss or gradient norm."""
         seen = accelerator.gather(torch.stack([self.first_bad_loss, self.first_bad_grad_norm])[None]).view(-1, 2).tolist()
         # the earliest on any process; a loss and its gradients going bad at once is the loss's doing
@@ -146,7 +146,7 @@ class CollapseGuard:
         return warnings
 
 
-def check_finite_loss(loss_value: float, update: int, last_checkpoint: str | None, what: str = "loss") -> None:
+def check_finite_loss(loss_value: float, update: int, last_checkpoint: str | os.PathLike | None, what: str = "loss") -> None:
     """Raises `NonFiniteLossError` naming the last good checkpoint when `what` (the loss, or the gradient
     norm) is NaN or infinite."""
     if math.isfinite(loss_value):
@@ -154,7 +154,7 @@ def check_finite_loss(loss_value: float, update: int, last_checkpoint: str | Non
     raise NonFiniteLossError(_non_finite_message(what, loss_value, update, last_checkpoint))
 
 
-def _non_finite_message(what: str, value, update: int, last_checkpoint: str | None) -> str:
+def _non_finite_message(what: str, value, update: int, last_checkpoint: str | os.PathLike | None) -> str:
     where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
     return (
         f"{what} is {value} at update {update}; stopping before anything after it is saved ({where}). "

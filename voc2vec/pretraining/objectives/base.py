@@ -63,7 +63,7 @@ class PretrainingObjective:
 
     def frame_targets(self, model, dataset, decode, normalized_audio: bool, accelerator, seed: int):
         """Per-clip frame targets at 50 Hz (HuBERT's k-means labels), or None when the objective needs none."""
-        return None
+        return
 
     # ---- one update ----
     def before_update(self, model: nn.Module, update: int) -> dict[str, float]:
