@@ -5,12 +5,13 @@ runs no encoder; an interrupted pass keeps its finished shards)."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import run_cv
 import voc2vec.baselines.extractors as extractors
-from cv_fixtures import TINY_MODEL, write_tone_corpus
+from cv_fixtures import TINY_MODEL, write_hume_vb_corpus, write_tone_corpus
 from voc2vec.arguments import DataArguments, ModelArguments
 from voc2vec.baselines import feature_cache
 from voc2vec.baselines.extractors import corpus_features
@@ -19,7 +20,7 @@ from voc2vec.baselines.heads import ProbeTraining, train_probe
 from voc2vec.cache import decode_corpus
 from voc2vec.corpora import load_corpus
 from voc2vec.finetune import Split
-from voc2vec.metrics import make_classification_compute_metrics
+from voc2vec.metrics import concordance_correlation_coefficient, make_classification_compute_metrics
 from voc2vec.models import check_model_source, load_encoder
 
 LAYER_NORM_OVERRIDES = '{"feat_extract_norm": "layer", "do_stable_layer_norm": true, "conv_bias": true}'
@@ -158,3 +159,30 @@ def test_probe_options_are_checked_before_decoding(tone_csv, tmp_path, capsys, f
     assert run_cv.main(probe_flags(tone_csv, tmp_path / "run", tmp_path / "cache", *flags)) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "cache" / "decoded").exists()
+
+
+def test_regression_probe_on_official_splits(tmp_path):
+    """A-VB-style regression (Valence, Arousal; official split, test labels withheld): the probe trains with the CCC
+    loss, picks its epoch by validation mean CCC, and its reported CCCs are those of the written predictions."""
+
+    data_dir = write_hume_vb_corpus(tmp_path / "avb", {"Train": 60, "Val": 20, "Test": 4})
+
+    def flags(head, output):
+        return ["--model_name_or_path", "opensmile:eGeMAPSv02", "--probe_head", head, "--dataset_name", "hume_vb",
+                "--dataset_config_name", "two", "--data_dir", str(data_dir), "--output_dir", str(output),
+                "--corpus_cache_dir", str(tmp_path / "cache"), "--num_train_epochs", "30", "--validation_fraction", "0.2",
+                "--print_results", "false"]
+
+    output = tmp_path / "run"
+    assert run_cv.main(flags("linear", output)) == 0
+    fold = json.loads((output / "fold_00" / "metrics.json").read_text())
+    assert fold["task"] == "regression" and "withheld" in fold["evaluated_on"]
+    assert fold["validation"]["mean_ccc"] == max(entry["mean_ccc"] for entry in fold["probe"]["history"])
+    predictions = pd.read_csv(output / "fold_00" / "predictions.csv")
+    for name in ("Valence", "Arousal"):
+        expected = concordance_correlation_coefficient(predictions[f"prediction_{name}"], predictions[f"label_{name}"])
+        assert fold["test"][f"ccc_{name}"] == pytest.approx(expected, abs=1e-6)
+    assert fold["test"]["mean_ccc"] > 0.5  # eGeMAPS's pitch features follow the tones' pitch, which sets the targets
+    # Logistic regression classifies: refused for regression, naming the option.
+    assert run_cv.main(flags("logreg", tmp_path / "logreg")) == 1
+    assert "--probe_head logreg" in json.loads((tmp_path / "logreg" / "fold_00" / "failed.json").read_text())["error"]

@@ -24,6 +24,7 @@ def map_flags(tone_csv, tmp_path, *extra):
             "--output", str(tmp_path / "figure.png"), *extra]
 
 
+@pytest.mark.slow
 def test_one_panel_per_model_from_the_cache(tone_csv, tmp_path, monkeypatch):
     assert tsne.main(map_flags(tone_csv, tmp_path)) == 0
     coordinates = pd.read_csv(tmp_path / "figure.csv")
