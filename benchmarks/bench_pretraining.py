@@ -146,14 +146,14 @@ class TimedLoop:
             self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, fused=True)
             self.batches = voc2vec_batches(dataset, budget, self.model, seed=0)
         self.device, self.updates = device, 0
-        self.elapsed = self.audio_seconds = self.input_seconds = self.source_seconds = 0.0
+        self.elapsed = self.cpu_seconds = self.audio_seconds = self.input_seconds = self.source_seconds = 0.0
 
     def step(self, timed: bool) -> None:
         from voc2vec.pretraining.objectives.wav2vec2 import gumbel_temperature
 
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         batch = {name: tensor.to(self.device) for name, tensor in next(self.batches).items()}
         seconds = batch.pop("audio_seconds").item()
         source_seconds = batch.pop("source_seconds").item() if "source_seconds" in batch else seconds
@@ -172,6 +172,7 @@ class TimedLoop:
         self.updates += 1
         if timed:
             self.elapsed += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu_start
             self.audio_seconds += seconds
             self.source_seconds += source_seconds
             self.input_seconds += batch["input_values"].numel() / 16000
@@ -207,6 +208,9 @@ def measure_throughput(size: str) -> list[dict]:
             "mean_batch_audio_seconds": timed_loop.audio_seconds / steps,
             "mean_batch_input_seconds": timed_loop.input_seconds / steps,
             "seconds_per_step": timed_loop.elapsed / steps,
+            "audio_seconds_per_cpu_second": timed_loop.audio_seconds / timed_loop.cpu_seconds,
+            "cpu_seconds_per_step": timed_loop.cpu_seconds / steps,
+            "torch_threads": torch.get_num_threads(),
             **({"clips_per_batch": batch_size} if loop == "naive" else {"max_batch_seconds": budget}),
         })
     return rows
@@ -296,8 +300,12 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "base"], choices=list(SETTINGS))
     parser.add_argument("--data_batches", type=int, default=60, help="data path: batches of 87.5 s measured per mixture")
     parser.add_argument("--mixture_dir", default=None, help="data path: where the benchmark mixtures are written (default: temp)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the loops (default: torch's, one per core); 1 is steadier on a shared machine")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # one measurement in a fresh process
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child:
         kind, *rest = args.child
         print(json.dumps(measure_throughput(*rest) if kind == "throughput" else measure_peak_memory(*rest)))
@@ -306,7 +314,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     def child(*arguments: str):
-        finished = subprocess.run([sys.executable, __file__, "--child", *arguments], capture_output=True, text=True, check=True)
+        threads = ["--threads", str(args.threads)] if args.threads else []
+        finished = subprocess.run([sys.executable, __file__, *threads, "--child", *arguments], capture_output=True, text=True, check=True)
         return json.loads(finished.stdout.strip().splitlines()[-1])
 
     load_at_start = os.getloadavg()
@@ -333,6 +342,7 @@ def main() -> None:
         "corpus": "demo",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()},
+        "torch_threads": args.threads or torch.get_num_threads(),
         "results": results,
         "speedup_audio_seconds_per_second": speedups,
         "data_path": data_path,
