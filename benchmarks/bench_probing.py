@@ -39,11 +39,11 @@ import torch
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
-import run_cv  # noqa: E402
-from voc2vec.arguments import DataArguments  # noqa: E402
-from voc2vec.baselines.extractors import OpenSmileFeatures  # noqa: E402
-from voc2vec.collate import AudioClips  # noqa: E402
-from voc2vec.tasks import decode_task_corpus, load_task_corpus  # noqa: E402
+import run_cv
+from voc2vec.arguments import DataArguments
+from voc2vec.baselines.extractors import OpenSmileFeatures
+from voc2vec.collate import AudioClips
+from voc2vec.tasks import decode_task_corpus, load_task_corpus
 
 TINY_MODEL = str(REPOSITORY / "configs" / "models" / "tiny-wav2vec2.json")
 TINY_OVERRIDES = '{"conv_dim": [16, 16, 16, 16, 16, 16, 16]}'

@@ -15,13 +15,13 @@ import opensmile
 import pandas as pd
 import pytest
 import yaml
+from cv_fixtures import TINY_MODEL, write_tone_corpus
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 import run_cv
-import voc2vec.baselines.extractors as extractors
-from cv_fixtures import TINY_MODEL, write_tone_corpus
 from voc2vec.arguments import DataArguments, ModelArguments
 from voc2vec.audio import load_audio
+from voc2vec.baselines import extractors
 from voc2vec.baselines.extractors import corpus_features
 from voc2vec.cache import decode_corpus
 from voc2vec.corpora import load_corpus

@@ -8,19 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cv_fixtures import TINY_MODEL, write_hume_vb_corpus, write_tone_corpus
 
 import run_cv
-import voc2vec.baselines.extractors as extractors
-from cv_fixtures import TINY_MODEL, write_hume_vb_corpus, write_tone_corpus
 from voc2vec.arguments import DataArguments, ModelArguments
-from voc2vec.baselines import feature_cache
+from voc2vec.baselines import extractors, feature_cache
 from voc2vec.baselines.extractors import corpus_features
 from voc2vec.baselines.feature_cache import FeatureCache
 from voc2vec.baselines.heads import ProbeTraining, train_probe
 from voc2vec.cache import decode_corpus
 from voc2vec.corpora import load_corpus
 from voc2vec.finetune import Split
-from voc2vec.metrics import concordance_correlation_coefficient, make_classification_compute_metrics
+from voc2vec.metrics import (
+    concordance_correlation_coefficient,
+    make_classification_compute_metrics,
+)
 from voc2vec.models import check_model_source, load_encoder
 
 LAYER_NORM_OVERRIDES = '{"feat_extract_norm": "layer", "do_stable_layer_norm": true, "conv_bias": true}'

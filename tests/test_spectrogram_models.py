@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cv_fixtures import write_tone_corpus
 from transformers import AutoConfig, AutoModelForAudioClassification, pipeline
 
 import run_cv
-from cv_fixtures import write_tone_corpus
 from voc2vec.arguments import DataArguments, ModelArguments
 from voc2vec.audio import load_audio
 from voc2vec.baselines.extractors import corpus_features

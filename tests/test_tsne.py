@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from cv_fixtures import TINY_MODEL, write_tone_corpus
 from PIL import Image
 
-import voc2vec.baselines.extractors as extractors
-from cv_fixtures import TINY_MODEL, write_tone_corpus
 from voc2vec import tsne
+from voc2vec.baselines import extractors
 
 
 @pytest.fixture(scope="module")

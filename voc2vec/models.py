@@ -30,7 +30,11 @@ from transformers import (
     set_seed,
 )
 
-from voc2vec.baselines.sources import check_feature_baseline, feature_baseline_kind, feature_baseline_name
+from voc2vec.baselines.sources import (
+    check_feature_baseline,
+    feature_baseline_kind,
+    feature_baseline_name,
+)
 from voc2vec.errors import UserError
 from voc2vec.heads import AudioLSTMHeadConfig, AudioModelWithLSTMHead
 from voc2vec.tasks import REGRESSION, TaskCorpus

@@ -35,7 +35,7 @@ def pads_exactly(model_config, feature_extractor) -> bool:
 def fixed_size_features(feature_extractor) -> bool:
     """Feature extractors that pad or cut every clip to one fixed size on their own (Whisper, AST)."""
     name = type(feature_extractor).__name__
-    return name.startswith("Whisper") or name.startswith("ASTFeatureExtractor")
+    return name.startswith(("Whisper", "ASTFeatureExtractor"))
 
 
 def evaluation_batches(lengths: Sequence[int], batch_size: int, may_pad: bool) -> list[list[int]]:

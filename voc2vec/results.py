@@ -168,6 +168,11 @@ def mean_std(summary: dict, metric: str) -> str:
     return f"{percent(mean)} ± {percent(std)}"
 
 
+def layer_weights_line(weights: list[float]) -> str:
+    mean = ", ".join(f"{weight:.3f}" for weight in weights)
+    return f"- learned layer weights (mean over folds, hidden state 0 first): {mean} (layer_weights.png)"
+
+
 def results_markdown(summary: dict) -> str:
     """One run's table: a row per fold, then mean ± std; the protocol and the std used are stated above it."""
     columns = headline_metrics(summary["task"])
@@ -177,12 +182,10 @@ def results_markdown(summary: dict) -> str:
         f"- protocol: **{summary['protocol']}**" + (f" — {summary['protocol_note']}" if summary.get("protocol_note") else ""),
         f"- folds: {summary['num_folds']} ({summary['fold_kind']}); seed {summary['seed']}",
         f"- method: {summary.get('method', 'fine-tuned')}; head: {summary['head']}",
-        *([f"- learned layer weights (mean over folds, hidden state 0 first): "
-           f"{', '.join(f'{weight:.3f}' for weight in summary['layer_weights']['mean'])} (layer_weights.png)"]
-          if summary.get("layer_weights") else []),
+        *([layer_weights_line(summary["layer_weights"]["mean"])] if summary.get("layer_weights") else []),
         f"- scores in %, mean ± {summary['std_type']}",
-        *([f"- {summary['uar_definition']}; pooled: over all {summary['pooled']['num_clips']} test predictions of all "
-           "folds (the summed confusion matrix)"] if summary.get("pooled") else []),
+        *([(f"- {summary['uar_definition']}; pooled: over all {summary['pooled']['num_clips']} test predictions of all "
+            "folds (the summed confusion matrix)")] if summary.get("pooled") else []),
         "",
         "| fold | " + " | ".join(columns.values()) + " |",
         "|---|" + "---|" * len(columns),

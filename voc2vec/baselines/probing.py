@@ -31,9 +31,17 @@ from voc2vec.baselines.extractors import corpus_features
 from voc2vec.baselines.heads import ProbeTraining, train_probe
 from voc2vec.baselines.sources import feature_baseline_kind
 from voc2vec.errors import UserError
-from voc2vec.finetune import LOWER_IS_BETTER_METRICS, FineTuningResult, Split, best_model_metric
+from voc2vec.finetune import (
+    LOWER_IS_BETTER_METRICS,
+    FineTuningResult,
+    Split,
+    best_model_metric,
+)
 from voc2vec.heads import balanced_class_weights
-from voc2vec.metrics import make_classification_compute_metrics, make_regression_compute_metrics
+from voc2vec.metrics import (
+    make_classification_compute_metrics,
+    make_regression_compute_metrics,
+)
 from voc2vec.models import probe_layer_index
 from voc2vec.tasks import CLASSIFICATION, TaskCorpus
 
