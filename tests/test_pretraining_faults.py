@@ -44,6 +44,7 @@ def read_metrics(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_latest_skips_a_checkpoint_whose_save_was_killed_and_says_so(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     original_save_state = Accelerator.save_state
@@ -87,6 +88,7 @@ def test_resuming_from_a_named_incomplete_checkpoint_is_refused(tmp_path, capsys
     assert "checkpoint folder not found" in error_line(capsys.readouterr())
 
 
+@pytest.mark.slow
 def test_resumed_metrics_hold_each_update_once(tmp_path, caplog):
     """Killed after update 5 with the last checkpoint at 3: rows 4 and 5 are logged again, so the first ones go."""
     caplog.set_level(logging.INFO)

@@ -75,6 +75,7 @@ def optimizer_steps():
     handle.remove()
 
 
+@pytest.mark.slow
 def test_the_loop_normalizes_by_the_masked_frames_of_the_whole_accumulation_window(tmp_path, collated, optimizer_steps):
     """One update of 3 accumulated micro-batches must follow the gradient of (sum of their summed losses) / (their
     masked frames), not the mean of per-micro-batch means. HuBERT: deterministic given the batch (no Gumbel noise)."""
@@ -118,6 +119,7 @@ def test_gradients_are_clipped_to_max_grad_norm(tmp_path, optimizer_steps):
         assert norm == pytest.approx(0.05, rel=1e-3), "the step received the clipped gradients"
 
 
+@pytest.mark.slow
 def test_learning_rate_warms_up_linearly_then_decays_linearly_to_zero(tmp_path, optimizer_steps):
     assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "7", "--warmup_ratio", "0.45", "--learning_rate", "1e-3")) == 0
     peak, warmup, total = 1e-3, 3, 7
@@ -127,6 +129,7 @@ def test_learning_rate_warms_up_linearly_then_decays_linearly_to_zero(tmp_path, 
     assert [step["learning_rate"] for step in optimizer_steps] == pytest.approx(expected, abs=1e-12), "what AdamW used"
 
 
+@pytest.mark.slow
 def test_log_rows_are_means_over_the_interval_and_batches_hold_no_padding(tmp_path, collated):
     assert run(argv("demo.yaml", tmp_path / "every", "--max_train_steps", "3")) == 0
     batches = list(collated)

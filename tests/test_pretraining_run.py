@@ -100,6 +100,7 @@ def test_paper_configs_parse():
         assert not data_args.pad_to_longest, name
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_and_exports_a_loadable_encoder(tmp_path):
     """6 updates straight == 3 updates, stop, resume from the checkpoint, 3 more (with accumulation and a worker)."""
     flags = ["--max_train_steps", "6", "--gradient_accumulation_steps", "2", "--checkpointing_steps", "3", "--dataloader_num_workers", "1"]
@@ -147,6 +148,7 @@ def test_resume_gives_the_same_weights_and_exports_a_loadable_encoder(tmp_path):
         assert classifier(torch.randn(1, 16000)).logits.shape == (1, 6)
 
 
+@pytest.mark.slow
 def test_hubert_continued_pretraining_exports_a_plain_hubert_model(tmp_path):
     """A tiny HuBERT 'checkpoint' continued with layer-1 k-means targets; the export loads for classification."""
     initial = tmp_path / "initial"
@@ -178,6 +180,7 @@ def test_hubert_continued_pretraining_exports_a_plain_hubert_model(tmp_path):
         torch.testing.assert_close(tensor, trained[f"hubert.{name}"], msg=name)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, caplog):
     original_forward = Wav2Vec2ForPreTraining.forward
     calls = {"count": 0}
@@ -198,6 +201,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
 
 
+@pytest.mark.slow
 def test_nan_gradients_with_a_finite_loss_stop_the_run_before_anything_is_saved(tmp_path, monkeypatch, caplog):
     original_forward = Wav2Vec2ForPreTraining.forward
     calls = {"count": 0}
