@@ -74,7 +74,8 @@ logger = logging.getLogger("run_pretraining")
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 TRACKERS = ("none", "all", *(tracker.value for tracker in LoggerType))
-RUN_FILE = "pretraining_run.json"  # the run's settings and objective; copied into final/ with the last metrics
+RUN_FILE = "pretraining_run.json"  # the run's settings and objective, beside metrics.jsonl (read by `curves`)
+TRAINING_INFO_FILE = "training_info.json"  # the same in final/, with the updates done and the last metrics row (read by model cards)
 
 
 def require(condition: bool, message: str) -> None:
@@ -318,6 +319,21 @@ def write_json(path: Path, content: dict) -> None:
     os.replace(temporary, path)
 
 
+def write_model_card(final_dir: Path, training_args, model_args, data_args, objective, summary: dict) -> None:
+    """final/README.md, written by voc2vec.cards (the card of a self-supervised encoder without a head). A card that
+    cannot be written never costs the trained model: it is logged, and `voc2vec card final/` writes it later."""
+    from voc2vec.cards import write_encoder_card
+
+    last = summary["last_metrics"] or {}
+    facts = {"objective": objective.model_type, "updates": summary["updates"]}
+    facts.update({f"last {name}": f"{last[name]:.4g}" for name in ("loss", "codevector_perplexity", "masked_accuracy") if last.get(name) is not None})
+    try:
+        write_encoder_card(final_dir, training_args, base_model=model_args.model_name_or_path,
+                           datasets=[data_args.dataset_name] if data_args.dataset_name else None, training_summary=facts)
+    except Exception as error:  # noqa: BLE001 - the encoder is saved; the card can be written again from it
+        logger.warning("model card not written (%s); write it with `voc2vec card %s`", error, final_dir)
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     model_args, data_args, training_args = parse_arguments(argv)
@@ -549,9 +565,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
     final_dir = output_dir / "final"
     objective.export(accelerator, model, feature_extractor, final_dir)
     if accelerator.is_main_process:
-        write_json(final_dir / RUN_FILE, run_description | {"updates": progress.update, "last_metrics": row})
-        # MODEL CARD: final/README.md is to be written here, from final/pretraining_run.json (settings, objective,
-        # updates, last metrics), by the model-card generator (not part of this script). No training_args.bin.
+        summary = {"updates": progress.update, "last_metrics": row}
+        write_json(final_dir / TRAINING_INFO_FILE, {"objective": run_description["objective"], "training_hyperparameters": hyperparameters, **summary})
+        write_model_card(final_dir, training_args, model_args, data_args, objective, summary)
     accelerator.end_training()
     logger.info("encoder saved to %s", final_dir)
     return final_dir

@@ -137,8 +137,13 @@ def test_resume_gives_the_same_weights_and_exports_a_loadable_encoder(tmp_path):
         assert row["loss"] == pytest.approx(weighted, rel=1e-6)
     assert sorted(path.name for path in (straight / "checkpoints").iterdir()) == ["checkpoint-3", "checkpoint-6"]
 
-    # the export is what fine-tuning loads
+    # the export is what fine-tuning loads, with the run's summary and its model card, and no pickle
     assert (final / "model.safetensors").exists() and (final / "preprocessor_config.json").exists()
+    info = json.loads((final / "training_info.json").read_text())
+    assert info["updates"] == 6 and info["last_metrics"] == straight_rows[-1] and info["objective"]["objective"] == "wav2vec2"
+    assert info["training_hyperparameters"]["learning_rate"] == 5e-4
+    assert "self-supervision" in (final / "README.md").read_text()
+    assert not list(final.glob("*.bin"))
     classifier = AutoModelForAudioClassification.from_pretrained(final, num_labels=6)
     pretrained = Wav2Vec2ForPreTraining.from_pretrained(final)
     torch.testing.assert_close(classifier.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight,
