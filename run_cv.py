@@ -139,7 +139,7 @@ def run_config(plan, model_args, data_args, cv_args, training_args) -> dict:
         "uar_over": plan.protocol.uar_over,
         "corpus_root": plan.corpus.root,
         "final_model": "output_dir/model: fold 0's best model, trained on fold 0's training part"
-        if cv_args.final_model == "fold0" else None,
+        if cv_args.final_model == "fold0" and plan.keeps_model else None,
         "settings": plan.settings,
     }
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if summary is not None and cv_args.print_results:
         print((Path(training_args.output_dir) / "results.md").read_text())
-        if summary.get("final_model"):
+        if summary.get("final_model") and (Path(training_args.output_dir) / MODEL_DIR).is_dir():
             print(f"Model: {Path(training_args.output_dir) / MODEL_DIR} ({summary['final_model'].split(': ', 1)[1]})")
     return 0
 

@@ -115,10 +115,10 @@ def test_grid_gives_a_models_by_datasets_table(tone_csv, tmp_path):
     argv = [str(config), *fast_training_flags(tmp_path / "grid", tmp_path / "cache")]
     assert run_cv.main(argv) == 0
     table = (tmp_path / "grid" / "grid_results.md").read_text().splitlines()
-    assert table[0] == "| model | tones UAR | tones Acc | tones F1 |"
+    assert table[0] == "| model | method | tones UAR | tones Acc | tones F1 |"
     assert table[2].startswith("| tiny-a | ") and table[3].startswith("| tiny-b | ") and "±" in table[3]
     rows = pd.read_csv(tmp_path / "grid" / "grid_results.csv")
-    assert rows.shape == (2, 1 + 3 * 2 + 3)  # mean and std per metric, then the pooled metrics
+    assert rows.shape == (2, 2 + 3 * 2 + 3)  # model, method, mean and std per metric, then the pooled metrics
     summary_b = json.loads((tmp_path / "grid" / "tiny-b" / "tones" / "summary.json").read_text())
     assert rows.loc[1, "tones/pooled_uar"] == summary_b["pooled"]["uar"]
     assert "LSTM" in json.loads((tmp_path / "grid" / "tiny-b" / "tones" / "summary.json").read_text())["head"]
@@ -131,12 +131,13 @@ def test_grid_table_shape():
     summaries[("c", "y")] = None
     markdown, csv_rows = grid_tables(summaries, ["a", "b", "c"], ["x", "y"])
     lines = markdown.strip().splitlines()
-    assert lines[0] == "| model | x UAR | x Acc | x F1 | y UAR | y Acc | y F1 |"
-    assert lines[2] == "| a | 50.0 ± 1.0 | 60.0 ± 2.0 | 40.0 ± 3.0 | 50.0 ± 1.0 | 60.0 ± 2.0 | 40.0 ± 3.0 |"
+    assert lines[0] == "| model | method | x UAR | x Acc | x F1 | y UAR | y Acc | y F1 |"
+    assert lines[2] == "| a | fine-tuned | 50.0 ± 1.0 | 60.0 ± 2.0 | 40.0 ± 3.0 | 50.0 ± 1.0 | 60.0 ± 2.0 | 40.0 ± 3.0 |"
     assert lines[4].endswith("| failed | failed | failed |")
-    assert len(csv_rows) == 4 and all(len(row) == 1 + 2 * 3 * 2 + 2 * 3 for row in csv_rows)
+    assert len(csv_rows) == 4 and all(len(row) == 2 + 2 * 3 * 2 + 2 * 3 for row in csv_rows)
     pooled = markdown[markdown.index("Pooled"):].splitlines()
-    assert "| a | 55.0 | 65.0 | 45.0 | 55.0 | 65.0 | 45.0 |" in pooled and "| c | 55.0 | 65.0 | 45.0 | - | - | - |" in pooled
+    assert "| a | fine-tuned | 55.0 | 65.0 | 45.0 | 55.0 | 65.0 | 45.0 |" in pooled
+    assert "| c | fine-tuned | 55.0 | 65.0 | 45.0 | - | - | - |" in pooled
 
 
 @pytest.mark.slow

@@ -52,6 +52,9 @@ def expect_error(capsys, exit_code, *needles):
     (["--config_overrides", "{conv_dim: 3"], ["--config_overrides", "JSON"]),
     (["--config_overrides", '{"no_such_field": 1}'], ["--config_overrides", "no_such_field"]),
     (["--metric_for_best_model", "accuracyy"], ["--metric_for_best_model", "accuracyy"]),
+    (["--push_to_hub"], ["--push_to_hub", "--hub_model_id"]),
+    (["--method", "probe", "--push_to_hub", "--hub_model_id", "org/name"], ["--push_to_hub", "probe keeps no model"]),
+    (["--final_model", "none", "--push_to_hub", "--hub_model_id", "org/name"], ["--final_model none"]),
 ])
 def test_bad_settings_stop_before_anything_is_written(tone_csv, tmp_path, capsys, flags, needles):
     output_dir = tmp_path / "run"

@@ -368,6 +368,12 @@ def run_stats(argv: list[str]) -> int | None:
     return main(["stats", *argv])
 
 
+def run_tsne(argv: list[str]) -> int | None:
+    from voc2vec.tsne import main
+
+    return main(argv)
+
+
 def run_mixture(argv: list[str]) -> int | None:
     """`prepare` and `stats` are voc2vec.mixture's own; `push` is voc2vec.hub's."""
     if argv and argv[0] == "push":
@@ -402,6 +408,8 @@ for _command in (
     Command("finetune", "fine-tune on one split (= python run_classification.py ...)", delegate=delegate_to_script("run_classification")),
     Command("pretrain", "self-supervised pretraining (= python run_pretraining.py ...)", delegate=delegate_to_script("run_pretraining")),
     Command("curves", "plot a pretraining run's metrics.jsonl", curves_arguments, run_curves),
+    Command("tsne", "t-SNE (or UMAP) of pooled embeddings, one panel per model, coloured by class (the paper's Figure 1)",
+            delegate=run_tsne),
 ):
     register(_command)
 

@@ -41,6 +41,8 @@ def load_encoder(model_name_or_path: str | os.PathLike, device: str | torch.devi
         encoder = AudioModelWithLSTMHead.from_pretrained(source, cache_dir=cache_dir).encoder
     else:
         encoder = AutoModel.from_pretrained(source, cache_dir=cache_dir)
+    if getattr(encoder.config, "is_encoder_decoder", False):
+        encoder = encoder.get_encoder()  # Whisper: the encoder is the audio model; the decoder writes text
     feature_extractor = AutoFeatureExtractor.from_pretrained(source, cache_dir=cache_dir)
     return encoder.to(device).eval(), feature_extractor
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from voc2vec.errors import UserError
 from voc2vec.finetune import Split, best_model_metric, finetune
 from voc2vec.metrics import classification_metrics, confusion_matrix, regression_metrics
 from voc2vec.models import check_model_source, method_description
@@ -59,6 +60,11 @@ class EvaluationPlan:
     fold_kind: str
     settings: dict  # every setting that changes a fold's result
 
+    @property
+    def keeps_model(self) -> bool:
+        """Fine-tuning leaves a loadable model; a probe (a frozen encoder plus a small head) leaves none."""
+        return self.settings.get("method") == "finetune" and not is_feature_baseline(self.settings["model_name_or_path"])
+
 
 def plan_evaluation(model_args, data_args, protocol_args, training_args, single_split: bool) -> EvaluationPlan:
     """Load the labels, choose the protocol and its splits and check the model before any audio is decoded."""
@@ -74,6 +80,10 @@ def plan_evaluation(model_args, data_args, protocol_args, training_args, single_
     assignment = protocol.assign(corpus)
     runs = protocol.splits(corpus, assignment)
     model_config, feature_extractor = check_model_source(model_args)
+    probing = model_args.method == "probe" or is_feature_baseline(model_args.model_name_or_path)
+    if probing and training_args.push_to_hub:
+        raise UserError("a probe keeps no model to publish (a frozen encoder plus a small head)", where="--push_to_hub",
+                        fix="drop --push_to_hub, or fine-tune (--method finetune)")
     return EvaluationPlan(corpus, protocol, assignment, runs, model_config, feature_extractor,
                           protocol.describe(corpus, assignment), result_settings(model_args, data_args, protocol_args, training_args))
 
