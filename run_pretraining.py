@@ -367,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: PretrainingArguments, objective,
           accelerator: Accelerator) -> Path:
     output_dir = Path(training_args.output_dir)
+    # which checkpoint to resume from is settled before any work, so a wrong path fails at once
+    last_checkpoint = None
+    if training_args.resume_from_checkpoint:
+        last_checkpoint = resolve_resume_checkpoint(output_dir, training_args.resume_from_checkpoint)
 
     # ---- data and model ----
     dataset, audio_column = load_pretraining_dataset(
@@ -432,14 +436,11 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(scheduler, progress)
 
-    last_checkpoint = None
-    if training_args.resume_from_checkpoint:
-        last_checkpoint = resolve_resume_checkpoint(output_dir, training_args.resume_from_checkpoint)
-        if last_checkpoint is not None:
-            accelerator.load_state(str(last_checkpoint))
-            logger.info("resumed from %s at update %d", last_checkpoint, progress.update)
-        else:
-            logger.info("no complete checkpoint in %s: starting from scratch", output_dir / "checkpoints")
+    if last_checkpoint is not None:
+        accelerator.load_state(str(last_checkpoint))
+        logger.info("resumed from %s at update %d", last_checkpoint, progress.update)
+    elif training_args.resume_from_checkpoint:
+        logger.info("no complete checkpoint in %s: starting from scratch", output_dir / "checkpoints")
 
     batch_sampler = DurationBucketBatchSampler(
         crop_durations, data_args.max_batch_seconds, data_args.num_buckets, seed=training_args.seed,
