@@ -151,6 +151,15 @@ def test_log_rows_are_means_over_the_interval_and_batches_hold_no_padding(tmp_pa
         assert batch["audio_seconds"].item() == pytest.approx(row["audio_seconds"])
 
 
+def test_pad_to_longest_brings_back_padded_batches(tmp_path, collated):
+    assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "1", "--pad_to_longest")) == 0
+    (batch,) = collated
+    lengths = batch["attention_mask"].sum(dim=1)
+    assert lengths.max() == batch["input_values"].shape[1] and lengths.min() < lengths.max(), "clips of several lengths"
+    assert batch["audio_seconds"].item() * 16000 == pytest.approx(lengths.sum().item())
+    assert read_metrics(tmp_path)[0]["audio_seconds"] == pytest.approx(batch["audio_seconds"].item())
+
+
 def feature_encoder_gradients(feature_grad_mult: float):
     arguments = argv("demo.yaml", Path("unused"), "--feature_grad_mult", str(feature_grad_mult), "--feature_penalty_weight", "10")
     objective = objective_for(run_pretraining.parse_arguments(arguments)[0])
