@@ -228,8 +228,12 @@ class PretrainingArguments:
         default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest complete one in output_dir (starts fresh if none)."}
     )
     report_to: str = field(default="tensorboard", metadata={"help": "accelerate tracker (tensorboard, wandb, ...) or 'none'."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload final/ (encoder, feature extractor, card) to the Hub at the end."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "The Hub repository for --push_to_hub, ORG/NAME."})
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repository as private."})
 
     def __post_init__(self):
+        require(not self.push_to_hub or bool(self.hub_model_id), "--push_to_hub needs --hub_model_id ORG/NAME (the repository to create or update)")
         require(self.seed >= 0, f"--seed must be 0 or more, got {self.seed}")
         require(self.learning_rate > 0, f"--learning_rate must be positive, got {self.learning_rate}")
         require(0 <= self.warmup_ratio <= 1, f"--warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
@@ -569,6 +573,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
         summary = {"updates": progress.update, "last_metrics": row}
         write_json(final_dir / TRAINING_INFO_FILE, {"objective": run_description["objective"], "training_hyperparameters": hyperparameters, **summary})
         write_model_card(final_dir, training_args, model_args, data_args, objective, summary)
+        if training_args.push_to_hub:
+            from voc2vec.hub import push_model
+
+            logger.info("published: %s", push_model(final_dir, training_args.hub_model_id, private=training_args.hub_private_repo))
     accelerator.end_training()
     logger.info("encoder saved to %s", final_dir)
     return final_dir

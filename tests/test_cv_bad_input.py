@@ -40,7 +40,8 @@ def expect_error(capsys, exit_code, *needles):
     (["--std", "foo"], ["--std", "'foo'"]),
     (["--final_model", "foo"], ["--final_model", "'foo'"]),
     (["--no_such_option", "1"], ["--no_such_option"]),
-    (["--num_fold", "x"], ["--num_fold", "invalid int value: 'x'"]),
+    (["--num_folds", "x"], ["--num_folds", "invalid int value: 'x'"]),
+    (["--num_fold", "4"], ["--num_fold", "did you mean num_folds"]),  # a prefix of a real flag is not taken for it
     (["--num_train_epochs", "-1"], ["--num_train_epochs", "-1"]),
     (["--max_duration", "-1"], ["--max_duration", "-1"]),
     (["--per_device_train_batch_size", "0"], ["--per_device_train_batch_size"]),

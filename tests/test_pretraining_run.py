@@ -226,3 +226,16 @@ def test_nan_gradients_with_a_finite_loss_stop_the_run_before_anything_is_saved(
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "final").exists()
     weights = load_file(tmp_path / "checkpoints" / "checkpoint-2" / "model.safetensors")
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_push_to_hub_uploads_final_with_its_encoder_card(tmp_path, monkeypatch):
+    import voc2vec.hub
+    from huggingface_hub import ModelCard
+
+    pushed = []
+    monkeypatch.setattr(voc2vec.hub, "push_model", lambda folder, repo_id, **kwargs: pushed.append((Path(folder), repo_id)) or repo_id)
+    assert run("demo.yaml", tmp_path, "--max_train_steps", "2", "--push_to_hub", "--hub_model_id", "my-org/voc2vec-demo") == 0
+    assert pushed == [(tmp_path / "final", "my-org/voc2vec-demo")]
+    card = ModelCard.load(tmp_path / "final" / "README.md")
+    assert card.data.pipeline_tag == "feature-extraction" and "no trained head" in card.text.lower()
+    assert run_pretraining.main([str(ROOT / "configs" / "pretraining" / "demo.yaml"), "--push_to_hub"]) == 2  # no repository named

@@ -358,7 +358,8 @@ class ArgumentParser(HfArgumentParser):
 
     def __init__(self, dataclass_types, source: str = "command line", **kwargs):
         self.source = source
-        super().__init__(dataclass_types, **kwargs)
+        # No abbreviations: a misspelt flag that is the prefix of a real one (--learning_rat) must not be taken for it.
+        super().__init__(dataclass_types, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         raise UserError(message, where=self.source, fix="see --help for the accepted values")
