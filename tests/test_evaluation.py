@@ -174,6 +174,8 @@ def test_paper_protocol_end_to_end(tone_csv, tmp_path, monkeypatch):
         assert "macro_f1" in written["validation"]
     cv_config = json.loads((tmp_path / "paper" / "cv_config.json").read_text())
     assert cv_config["settings"]["metric_for_best_model"] == "macro_f1" and cv_config["uar_over"] == "union"
+    summary = json.loads((tmp_path / "paper" / "summary.json").read_text())
+    assert "recall_score(average='macro')" in summary["uar_definition"]  # the reports say which UAR they give
     trained = AutoModelForAudioClassification.from_pretrained(tmp_path / "paper" / "model").state_dict()
     changed = [name for name, value in conv_weights(initial_encoder_weights()).items() if not torch.equal(trained[name], value)]
     assert changed  # the seed never freezes the CNN feature encoder

@@ -66,8 +66,10 @@ def padded_batch():
 
 
 @pytest.mark.parametrize("pooling", ["first", "last", "max", "mean"])
-def test_padding_does_not_change_the_prediction(pooling):
-    model = tiny_head_model(pooling=pooling)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
+def test_padding_does_not_change_the_prediction(pooling, bidirectional):
+    # Bidirectional: the backward pass would start in the padding unless the sequences are packed.
+    model = tiny_head_model(pooling=pooling, lstm_bidirectional=bidirectional)
     input_values, attention_mask, short_clip = padded_batch()
     with torch.no_grad():
         batch_logits = model(input_values, attention_mask=attention_mask).logits

@@ -88,6 +88,16 @@ def test_uar_ignores_classes_without_true_clips():
     assert np.isnan(per_class_recall([0, 0, 1, 1], [0, 2, 1, 1], num_labels=3)[2])
 
 
+def test_union_uar_is_scikit_learns_macro_recall():
+    """The paper protocol's UAR: a class only predicted (2) counts with recall 0, as in the seed's scikit-learn call."""
+    y_true, y_pred = [0, 0, 1, 1], [0, 2, 1, 1]
+    expected = recall_score(y_true, y_pred, average="macro", zero_division=0)
+    assert expected == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert unweighted_average_recall(y_true, y_pred, over="union") == pytest.approx(expected)
+    assert classification_metrics(y_true, y_pred, uar_over="union")["uar"] == pytest.approx(expected)
+    assert classification_metrics(y_true, y_pred)["uar"] == pytest.approx(0.75)  # leak-free mode: present classes
+
+
 def test_classification_compute_metrics_for_trainer():
     logits = np.eye(3)[Y_PRED] * 5.0
     compute_metrics = make_classification_compute_metrics({0: "laugh", 1: "cry", 2: "sigh"})

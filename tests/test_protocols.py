@@ -2,6 +2,8 @@
 which pick the best epoch, which are scored, and the settings each protocol declares."""
 
 import logging
+import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,6 +67,25 @@ def test_paper_protocol_is_the_seed_scripts(tone_csv, cache):
     assert training_args.metric_for_best_model == "macro_f1" and result.protocol.uar_over == "union"
 
 
+def test_paper_folds_follow_the_csv_row_order(tone_csv, cache):
+    """The seed's folds come from its CSV's row order: the csv loader keeps that order (not sorted by path), so
+    fold k holds the clips the seed's `random.shuffle` puts there, clip for clip."""
+    rows = pd.read_csv(tone_csv).sample(frac=1, random_state=3)  # rows out of path order
+    shuffled = tone_csv.with_name("shuffled.csv")
+    rows.to_csv(shuffled, index=False)
+    result, *_ = plan(shuffled, cache, "--protocol", "voc2vec-paper")
+    assert [Path(path).name for path in result.corpus.paths] == [Path(path).name for path in rows["path"]]
+    n = len(rows)
+    order = list(range(n))
+    random.seed(42)
+    random.shuffle(order)
+    size = n // 10
+    expected = np.empty(n, dtype=int)
+    for fold in range(10):
+        expected[order[fold * size : (fold + 1) * size if fold < 9 else n]] = fold
+    assert result.assignment.tolist() == expected.tolist()
+
+
 @pytest.mark.parametrize("flag, value", [("--max_duration", "3"), ("--metric_for_best_model", "uar"),
                                          ("--freeze_feature_encoder", "true"), ("--no_class_weighted_loss", None)])
 def test_a_flag_contradicting_the_paper_protocol_is_refused(tone_csv, cache, flag, value):
@@ -118,6 +139,31 @@ def test_user_folds_from_a_csv(tone_csv, cache, tmp_path):
     assert result.assignment.tolist() == expected.tolist()  # the clips keep the CSV's order here
     for fold, split in result.runs.items():
         assert np.array_equal(split.test, np.flatnonzero(expected == fold)) and len(split.validation)
+
+
+def test_user_folds_counted_from_one_become_folds_0_to_k_minus_1(tone_csv, cache, tmp_path):
+    """EmoBox's fold lists count from 1: the run's folds (its fold_XX folders, the merge) count from 0."""
+    folds = write_splits(tmp_path / "folds.csv", tone_csv, "fold", lambda rows: rows["speaker"].str[-1].astype(int) % 3 + 1)
+    result, *_ = plan(tone_csv, cache, "--splits_csv", str(folds), "--validation_fraction", "0.5")
+    given = pd.read_csv(folds)["fold"].to_numpy()
+    assert sorted(result.runs) == [0, 1, 2] and result.assignment.tolist() == (given - 1).tolist()
+    for fold, split in result.runs.items():
+        assert np.array_equal(split.test, np.flatnonzero(given == fold + 1))
+
+
+def test_run_classification_refuses_a_fold_column(tone_csv, cache, tmp_path):
+    folds = write_splits(tmp_path / "folds.csv", tone_csv, "fold", lambda rows: rows["speaker"].str[-1].astype(int) % 2)
+    with pytest.raises(UserError, match="'fold' column makes several folds") as caught:
+        plan(tone_csv, cache, "--splits_csv", str(folds), "--validation_fraction", "0.34", single_split=True)
+    assert str(folds) in str(caught.value) and "'split' column" in str(caught.value)
+
+
+def test_every_protocol_is_a_choice_of_the_protocol_option():
+    """Adding a protocol is a class in voc2vec/protocols.py plus its name in the parser's choices: both lists agree."""
+    from voc2vec.arguments import PROTOCOL_NAMES
+    from voc2vec.protocols import PROTOCOLS
+
+    assert set(PROTOCOL_NAMES) == {"auto", *PROTOCOLS}
 
 
 def test_user_train_validation_test_from_a_csv(tone_csv, cache, tmp_path):

@@ -289,6 +289,7 @@ class SplitsCsv(Protocol):
 
     name = "splits-csv"
     note = "the user's own splits from --splits_csv."
+    one_split_only = False  # set for run_classification.py, which trains one split: a 'fold' column is refused
 
     def read(self, corpus: TaskCorpus) -> pd.DataFrame:
         path = self.args.splits_csv
@@ -325,12 +326,11 @@ class SplitsCsv(Protocol):
                 raise UserError(f"split values must be train, validation and test, got {sorted(set(values))}",
                                 where=self.args.splits_csv, fix="use train/validation/test")
             return np.asarray(values, dtype=object)
-        try:
-            return np.asarray([int(value) for value in values], dtype=np.int64)
-        except ValueError:  # named folds ("Session1", ...): numbered in sorted order
-            names = sorted(set(values))
-            logger.info("Folds of %s numbered in sorted order: %s", self.args.splits_csv, dict(enumerate(names)))
-            return np.asarray([names.index(value) for value in values], dtype=np.int64)
+        if self.one_split_only:
+            raise UserError("a 'fold' column makes several folds, run_classification.py trains one split",
+                            where=self.args.splits_csv,
+                            fix="give a 'split' column (train/validation/test), or use run_cv.py (--fold k for one fold)")
+        return number_folds(values, self.args.splits_csv)
 
     def check(self, corpus: TaskCorpus) -> None:
         self.assign(corpus)
@@ -352,6 +352,21 @@ SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"
 PROTOCOLS: dict[str, type[Protocol]] = {
     protocol.name: protocol for protocol in (SpeakerCV, PaperCV, Official, Holdout, LeaveOneSpeakerOut, SplitsCsv)
 }
+
+
+def number_folds(values: list[str], source: str) -> np.ndarray:
+    """Fold numbers 0..k-1 for the given fold values, in sorted order: EmoBox-style lists count from 1, others name
+    their folds ("Session1", ...), and the run folders and the merge count folds from 0."""
+    try:
+        keys = [int(value) for value in values]
+    except ValueError:  # named folds
+        keys = values
+    given = sorted(set(keys))
+    if given != list(range(len(given))):
+        logger.info("Folds of %s numbered 0..%d in sorted order: %s", source, len(given) - 1,
+                    {number: value for number, value in enumerate(given)})
+    number_of = {value: number for number, value in enumerate(given)}
+    return np.asarray([number_of[key] for key in keys], dtype=np.int64)
 
 
 def normalize_path(path: str) -> str:
@@ -376,7 +391,9 @@ def resolve_protocol(protocol_args, corpus: TaskCorpus, seed: int, single_split:
         if name == "official":
             logger.info("%s has official splits: evaluating on them (--protocol official).", corpus.name)
     protocol = PROTOCOLS[name](protocol_args, seed)
-    if single_split and not protocol.single_split and not (name == "splits-csv"):
+    if isinstance(protocol, SplitsCsv):
+        protocol.one_split_only = single_split  # a 'split' column: one run; a 'fold' column: run_cv.py only
+    elif single_split and not protocol.single_split:
         raise UserError(f"--protocol {name} makes several folds, run_classification.py trains one split",
                         where="--protocol", fix="use run_cv.py (with --fold k for one fold), or --protocol holdout")
     return protocol
