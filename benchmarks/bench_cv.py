@@ -29,6 +29,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import torch
+from transformers import Wav2Vec2Config
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
@@ -84,13 +85,15 @@ def run_fold(plan, decoded, fold, args, output_dir: Path) -> dict:
     }
 
 
-def evaluation_cost(plan, decoded, model_args, data_args, batch_size: int, repeats: int = 3) -> dict:
+def evaluation_cost(plan, decoded, model_args, data_args, batch_size: int, repeats: int = 3, max_clips: int | None = None) -> dict:
     """Seconds to score the corpus's whole clips (no crop: the most varied lengths) three ways, with fold 0's
     freshly built model: equal-length batches (exact, what the toolkit does for group-norm models), batches
     sorted by length and padded (not exact for group-norm models), and batches in corpus order padded to their
-    longest clip (the usual way, not exact either). Best of `repeats`."""
+    longest clip (the usual way, not exact either). Best of `repeats`; `max_clips`: an evenly spaced subset."""
     model = build_model(model_args, plan.corpus, plan.model_config).eval()
     rows = np.arange(len(plan.corpus.targets))
+    if max_clips and max_clips < len(rows):
+        rows = rows[np.linspace(0, len(rows) - 1, max_clips).astype(int)]
     clips = AudioClips(decoded, plan.corpus.targets, rows)
     lengths = clips.lengths()
     collator = AudioCollator(plan.feature_extractor)
@@ -106,7 +109,7 @@ def evaluation_cost(plan, decoded, model_args, data_args, batch_size: int, repea
             else:
                 with torch.no_grad():
                     outputs[name] = np.concatenate([
-                        model(**{key: value for key, value in collator([clips[i] for i in rows[start:start + batch_size]]).items()
+                        model(**{key: value for key, value in collator([clips[i] for i in range(start, min(start + batch_size, len(rows)))]).items()
                                  if key != "labels"}).logits.numpy()
                         for start in range(0, len(rows), batch_size)])
             best = min(best, time.perf_counter() - started)
@@ -139,6 +142,10 @@ def main():
     parser.add_argument("--num_folds", type=int, default=None, help="run only the first N folds of the config's folds")
     parser.add_argument("--evaluation_only", action="store_true",
                         help="only measure the cost of batch-independent evaluation (no training)")
+    parser.add_argument("--wav2vec2_base", action="store_true",
+                        help="use a wav2vec 2.0 base-sized model (transformers' Wav2Vec2Config defaults, random weights)")
+    parser.add_argument("--max_clips", type=int, default=None, help="--evaluation_only: score an evenly spaced subset")
+    parser.add_argument("--repeats", type=int, default=3, help="--evaluation_only: best of this many runs per way")
     parser.add_argument("--output", default=None, help="JSON file (default: benchmarks/results/cv.json or cv_evaluation.json)")
     parser.add_argument("overrides", nargs="*", help="run_cv flags (after --) that override the config, for both ways")
     options = parser.parse_args()
@@ -147,21 +154,28 @@ def main():
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
+        overrides = list(options.overrides)
+        if options.wav2vec2_base:
+            base_config = scratch / "wav2vec2-base.json"
+            base_config.write_text(Wav2Vec2Config().to_json_string())
+            overrides += ["--model_name_or_path", str(base_config), "--config_overrides", "{}"]
         model_args, data_args, protocol_args, cv_args, training_args, _ = parse_arguments(
             run_cv.ARGUMENT_TYPES,
-            [options.config, *options.overrides, "--output_dir", str(scratch / "run"), "--corpus_cache_dir", str(scratch / "cache")],
+            [options.config, *overrides, "--output_dir", str(scratch / "run"), "--corpus_cache_dir", str(scratch / "cache")],
         )
         # Preparation, the toolkit's way: read the corpus's metadata, make the folds, decode every clip once.
         started = time.perf_counter()
         plan = plan_evaluation(model_args, data_args, protocol_args, training_args, single_split=False)
         decoded = decode(plan, data_args)
         toolkit_preparation = time.perf_counter() - started
-        report = {"config": options.config, "overrides": options.overrides, "model": model_args.model_name_or_path,
+        report = {"config": options.config, "overrides": options.overrides,
+                  "model": "wav2vec 2.0 base config, random weights" if options.wav2vec2_base else model_args.model_name_or_path,
                   "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
                               "python": platform.python_version()}}
         if options.evaluation_only:
             report["benchmark"] = "cost of scoring every clip exactly as alone (equal-length batches) vs padded batches"
-            report["evaluation"] = evaluation_cost(plan, decoded, model_args, data_args, training_args.per_device_eval_batch_size)
+            report["evaluation"] = evaluation_cost(plan, decoded, model_args, data_args, training_args.per_device_eval_batch_size,
+                                                   options.repeats, options.max_clips)
             write_report(output, report, report["evaluation"])
             return
 
