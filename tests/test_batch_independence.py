@@ -1,7 +1,8 @@
 """A clip's scores never depend on the clips batched with it.
 
-For a group-norm wav2vec 2.0, a HuBERT and a layer-norm wav2vec 2.0 with attention mask, with the standard
-transformers head and the voc2vec LSTM head: the logits `predict_logits` gives a clip inside a set of longer and
+For a group-norm wav2vec 2.0, a HuBERT, a layer-norm wav2vec 2.0 with attention mask, WavLM (base: group norm;
+large: layer norm with mask) and data2vec-audio (with mask), with the standard transformers head and the voc2vec
+LSTM head: the logits `predict_logits` gives a clip inside a set of longer and
 shorter clips equal (1e-4) what a plain feature-extractor + model forward gives the clip alone, the way a user
 calls a Hub model on one recording.
 """
@@ -11,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+from transformers import (
+    AutoConfig,
+    AutoModelForAudioClassification,
+    Data2VecAudioConfig,
+    Wav2Vec2FeatureExtractor,
+    WavLMConfig,
+)
 
 from voc2vec.collate import AudioCollator
 from voc2vec.heads import AudioLSTMHeadConfig, AudioModelWithLSTMHead
@@ -23,19 +30,37 @@ LABELS = {0: "laugh", 1: "cry", 2: "sigh"}
 LENGTHS = [16000, 4000, 16000, 9000, 2400]
 
 
+# The sizes of configs/models/tiny-wav2vec2.json, for the families that have no tiny config file.
+TINY_SIZES = {
+    "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128, "conv_dim": [32] * 7,
+    "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4, "hidden_dropout": 0.0, "attention_dropout": 0.0,
+    "activation_dropout": 0.0, "feat_proj_dropout": 0.0, "final_dropout": 0.0, "layerdrop": 0.0, "classifier_proj_size": 32,
+}
+LAYER_NORM = {"feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True}
+
+
 def encoder_config(kind: str):
     if kind == "wav2vec2-group":
         return AutoConfig.from_pretrained(CONFIGS / "tiny-wav2vec2.json")
     if kind == "hubert-group":
         return AutoConfig.from_pretrained(CONFIGS / "tiny-hubert.json")
+    if kind == "wavlm-group":  # WavLM base / base-plus
+        return WavLMConfig(**TINY_SIZES)
+    if kind == "wavlm-layer-masked":  # WavLM large
+        return WavLMConfig(**TINY_SIZES, **LAYER_NORM)
+    if kind == "data2vec-audio-masked":  # data2vec-audio base and large: layer-norm convolutions, trained with masks
+        # Its num_conv_pos_embeddings counts convolution layers (5 by default), not the kernel width.
+        return Data2VecAudioConfig(**{**TINY_SIZES, "num_conv_pos_embeddings": 5})
     config = AutoConfig.from_pretrained(CONFIGS / "tiny-wav2vec2.json")  # wav2vec 2.0 large-lv60 style
-    config.update({"feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True})
+    config.update(LAYER_NORM)
     return config
 
 
 def feature_extractor_for(config) -> Wav2Vec2FeatureExtractor:
-    # As the Hub checkpoints do: an attention mask only for layer-norm models, which were trained with masks.
-    return Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=config.feat_extract_norm == "layer")
+    # As the Hub checkpoints do: an attention mask only for models trained with masks (layer-norm wav2vec 2.0 and
+    # WavLM, data2vec-audio).
+    masked = getattr(config, "feat_extract_norm", None) == "layer" or config.model_type == "data2vec-audio"
+    return Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=masked)
 
 
 def build(kind: str, head: str):
@@ -66,13 +91,14 @@ def alone(model, feature_extractor, clip) -> np.ndarray:
 
 
 @pytest.mark.parametrize("head", ["standard", "lstm"])
-@pytest.mark.parametrize("kind", ["wav2vec2-group", "hubert-group", "wav2vec2-layer-masked"])
+@pytest.mark.parametrize("kind", ["wav2vec2-group", "hubert-group", "wav2vec2-layer-masked", "wavlm-group",
+                                  "wavlm-layer-masked", "data2vec-audio-masked"])
 def test_scores_equal_the_clip_scored_alone(kind, head):
     model, feature_extractor = build(kind, head)
     audio = clips()
     collator = AudioCollator(feature_extractor, return_input_lengths=head == "lstm")
     may_pad = pads_exactly(model.config, feature_extractor)
-    assert may_pad == (kind == "wav2vec2-layer-masked")
+    assert may_pad == kind.endswith("layer-masked")  # data2vec-audio: see test_padding_..._would_change_scores
     batched = predict_logits(model, [{"input_values": clip} for clip in audio], collator, LENGTHS, batch_size=8, may_pad=may_pad)
     for index, clip in enumerate(audio):
         np.testing.assert_allclose(batched[index], alone(model, feature_extractor, clip), atol=1e-4, rtol=0)
@@ -115,9 +141,12 @@ def test_group_norm_batches_hold_only_equal_lengths():
     assert [len(batch) for batch in padded] == [2, 2, 1]
 
 
-def test_padding_a_group_norm_batch_would_change_scores():
-    """Why equal-length batches: a padded batch of a group-norm model gives the short clip other logits."""
-    model, feature_extractor = build("wav2vec2-group", "standard")
+@pytest.mark.parametrize("kind", ["wav2vec2-group", "data2vec-audio-masked"])
+def test_padding_a_group_norm_batch_would_change_scores(kind):
+    """Why equal-length batches: a padded batch of a group-norm model gives the short clip other logits. So does
+    data2vec-audio's, even with its attention mask: its positional embedding is a stack of convolutions, and the
+    ones after the first see the padded frames (which the first makes non-zero)."""
+    model, feature_extractor = build(kind, "standard")
     audio = clips()
     batch = AudioCollator(feature_extractor)([{"input_values": audio[1]}, {"input_values": audio[0]}])
     with torch.no_grad():

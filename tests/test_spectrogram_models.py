@@ -2,8 +2,9 @@
 
 A clip's scores never depend on its batch mates (Whisper and AST extractors pad every clip to the model's fixed
 input on their own); the collator counts each clip's true feature frames; probing pools Whisper's encoder over the
-clip's true frames only, not over the padding to its fixed window; a fine-tuned model folder reloads with
-`AutoModelForAudioClassification` and `pipeline` and gives the scores written to predictions.csv.
+clip's true frames only, not over the padding to its fixed window, and so does `voc2vec embed` on a saved Whisper
+classifier; a fine-tuned model folder reloads with `AutoModelForAudioClassification` and `pipeline` and gives the
+scores written to predictions.csv (fine-tuned Whisper pools its padded window, as transformers' class does).
 """
 
 import json
@@ -15,9 +16,11 @@ import pandas as pd
 import pytest
 import torch
 from cv_fixtures import write_tone_corpus
+from model_fixtures import write_clips
 from transformers import AutoConfig, AutoModelForAudioClassification, pipeline
 
 import run_cv
+from voc2vec import cli
 from voc2vec.arguments import DataArguments, ModelArguments
 from voc2vec.audio import load_audio
 from voc2vec.baselines.extractors import corpus_features
@@ -97,6 +100,31 @@ def test_whisper_probe_pools_over_true_frames_only(tone_csv, tmp_path):
         np.testing.assert_allclose(features[row], alone, atol=1e-4, rtol=0)
         whole_window = torch.stack([state[0].mean(dim=0) for state in hidden_states]).numpy()
         assert np.abs(features[row] - whole_window).max() > 1e-2  # the padding would have changed the embedding
+
+
+def test_voc2vec_embed_of_a_whisper_classifier_pools_its_encoder_over_true_frames(tmp_path):
+    """`voc2vec embed` on a saved Whisper classifier folder: its encoder's hidden states, each file alone, averaged
+    over the file's own frames (not over the padding to the fixed window, which the classifier's head pools)."""
+    model, feature_extractor = classifier("whisper")
+    model.save_pretrained(tmp_path / "model")
+    feature_extractor.save_pretrained(tmp_path / "model")
+    paths = write_clips(tmp_path / "clips")
+    output = tmp_path / "embeddings.npy"
+    assert cli.main(["embed", str(tmp_path / "clips"), "--model", str(tmp_path / "model"), "--output", str(output),
+                     "--layer", "all", "--batch_size", "4", "--quiet"]) == 0
+    vectors = np.load(output)
+    listed = (tmp_path / "embeddings.files.txt").read_text().splitlines()
+    assert vectors.shape == (len(paths), 3, 32) and sorted(map(Path, listed)) == sorted(paths)
+    for path, vector in zip(listed, vectors):
+        audio = load_audio(path, 16000)
+        inputs = feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            hidden_states = model.encoder(**inputs, output_hidden_states=True).hidden_states
+        true_frames = (math.ceil(len(audio) / 160) - 1) // 2 + 1  # the encoder's stride-2 convolution
+        alone = torch.stack([state[0, :true_frames].mean(dim=0) for state in hidden_states]).numpy()
+        np.testing.assert_allclose(vector, alone, atol=1e-4, rtol=0)
+        whole_window = torch.stack([state[0].mean(dim=0) for state in hidden_states]).numpy()
+        assert np.abs(vector - whole_window).max() > 1e-2  # the padding would have changed the embedding
 
 
 @pytest.mark.slow

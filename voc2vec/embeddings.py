@@ -25,6 +25,8 @@ from voc2vec.collate import AudioCollator
 from voc2vec.prediction import evaluation_batches, pads_exactly
 
 POOLING_MODES = ("mean", "mean+std")
+# Which positions `true_frames` pools over, named in the probing feature cache's identity: change it with the rule.
+TRUE_FRAMES_RULE = "conv frames of the true length; AST patches starting inside the clip"
 
 
 def load_encoder(model_name_or_path: str | os.PathLike, device: str | torch.device = "cpu", cache_dir: str | None = None):
@@ -77,27 +79,52 @@ def select_layers(layers: str | int | Sequence[int] | None, count: int) -> list[
     return resolved
 
 
-def pool_frames(hidden: torch.Tensor, frame_counts: torch.Tensor, pooling: str) -> torch.Tensor:
-    """`(batch, time, dim)` -> `(batch, dim)` (mean) or `(batch, 2 * dim)` (mean then population std) over the first
-    `frame_counts[i]` frames of each clip."""
+def pool_frames(hidden: torch.Tensor, valid: torch.Tensor, pooling: str) -> torch.Tensor:
+    """`(batch, time, dim)` -> `(batch, dim)` (mean) or `(batch, 2 * dim)` (mean then population std) over the
+    positions where `valid` (`(batch, time)`, boolean) is true."""
     if pooling not in POOLING_MODES:
         raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}.")
     hidden = hidden.float()
-    valid = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frame_counts[:, None].to(hidden.device)).unsqueeze(-1)
-    counts = frame_counts.to(hidden.device, torch.float32)[:, None]
-    mean = (hidden * valid).sum(dim=1) / counts
+    weights = valid.to(hidden.device, torch.float32).unsqueeze(-1)
+    counts = weights.sum(dim=1)
+    mean = (hidden * weights).sum(dim=1) / counts
     if pooling == "mean":
         return mean
-    variance = (((hidden - mean[:, None, :]) ** 2) * valid).sum(dim=1) / counts
+    variance = (((hidden - mean[:, None, :]) ** 2) * weights).sum(dim=1) / counts
     return torch.cat([mean, variance.sqrt()], dim=-1)
 
 
-def true_frame_counts(encoder, input_lengths: torch.Tensor | None, num_frames: int, batch_size: int) -> torch.Tensor:
-    """Encoder frames made from each clip's own samples (the conv encoder's output length of its true length)."""
-    if input_lengths is None or not hasattr(encoder, "_get_feat_extract_output_lengths"):
-        return torch.full((batch_size,), num_frames, dtype=torch.long)  # spectrogram models: features of fixed size
-    counts = encoder._get_feat_extract_output_lengths(input_lengths.cpu()).to(torch.long)
-    return counts.clamp(min=1, max=num_frames)
+def true_frames(encoder, input_lengths: torch.Tensor | None, num_positions: int, batch_size: int) -> torch.Tensor:
+    """`(batch, positions)` boolean: the encoder positions made from each clip's own samples, never from padding.
+
+    Waveform encoders and Whisper: the first `_get_feat_extract_output_lengths(true length)` frames. AST: its
+    sequence is a class and a distillation token, then frequency x time patches (frequency-major); the patches whose
+    time window starts inside the clip's true feature frames count, the patches of the padding to its fixed input do
+    not (every token still attends to them: AST takes no mask, which keeps a clip's vector its own, since its
+    extractor pads every clip alone). Without input lengths every position counts.
+    """
+    everything = torch.ones(batch_size, num_positions, dtype=torch.bool)
+    if input_lengths is None:
+        return everything
+    input_lengths = input_lengths.cpu().to(torch.long)
+    if hasattr(encoder, "_get_feat_extract_output_lengths"):
+        counts = encoder._get_feat_extract_output_lengths(input_lengths).to(torch.long).clamp(min=1, max=num_positions)
+        return torch.arange(num_positions)[None, :] < counts[:, None]
+    if getattr(encoder.config, "model_type", None) == "audio-spectrogram-transformer":
+        return ast_true_patches(encoder.config, input_lengths, num_positions)
+    return everything
+
+
+def ast_true_patches(config, feature_frames: torch.Tensor, num_positions: int) -> torch.Tensor:
+    """AST positions (class, distillation, then patch f * time_patches + t) whose time window starts in the clip."""
+    time_patches = (config.max_length - config.patch_size) // config.time_stride + 1
+    frequency_patches = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+    if 2 + frequency_patches * time_patches != num_positions:
+        raise ValueError(f"unexpected AST sequence length {num_positions} for its config ({frequency_patches} x {time_patches} patches).")
+    starts_inside = torch.arange(time_patches)[None, :] * config.time_stride < feature_frames[:, None]  # (batch, t)
+    starts_inside[:, 0] = True  # a clip shorter than one stride keeps its first patches
+    patches = starts_inside.repeat(1, frequency_patches)  # frequency-major, like the patch embedding's flatten
+    return torch.cat([torch.zeros(len(feature_frames), 2, dtype=torch.bool), patches], dim=1)
 
 
 @torch.no_grad()
@@ -130,8 +157,8 @@ def pooled_hidden_states(
             input_lengths = batch.pop("input_lengths", None)
             batch = {name: value.to(device) for name, value in batch.items()}
             hidden_states = encoder(**batch, output_hidden_states=True).hidden_states
-            frame_counts = true_frame_counts(encoder, input_lengths, hidden_states[0].shape[1], len(positions))
-            pooled = torch.stack([pool_frames(hidden_states[layer], frame_counts, pooling) for layer in layers], dim=1)
+            valid = true_frames(encoder, input_lengths, hidden_states[0].shape[1], len(positions))
+            pooled = torch.stack([pool_frames(hidden_states[layer], valid, pooling) for layer in layers], dim=1)
             for position, row in zip(positions, pooled.cpu().numpy()):
                 outputs[position] = row
             if progress is not None:

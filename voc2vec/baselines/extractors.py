@@ -24,6 +24,7 @@ import numpy as np
 from voc2vec.baselines.feature_cache import FeatureCache, feature_cache_root
 from voc2vec.baselines.sources import feature_baseline_argument, feature_baseline_kind
 from voc2vec.collate import AudioClips, AudioCollator
+from voc2vec.embeddings import TRUE_FRAMES_RULE
 from voc2vec.models import is_config_file, load_encoder, num_hidden_states
 from voc2vec.prediction import pads_exactly
 
@@ -74,6 +75,7 @@ class EncoderFeatures:
             "config": digest(self.config.to_json_string(use_diff=False)),
             "feature_extractor": digest(self.feature_extractor.to_json_string()),
             "pooling": self.pooling,
+            "pooled_over": TRUE_FRAMES_RULE,
             # A config file means random weights: drawn from the seed.
             "seed": self.seed if is_config_file(source) else None,
         }

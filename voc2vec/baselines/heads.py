@@ -8,9 +8,10 @@ mixes Hz with dB), then:
   layer, trained with the head by the same optimizer; the weights of the best epoch are reported;
 - `--probe_layer k` / `last`: that layer alone;
 
-then the head: `linear` (one linear layer), `mlp` (two linear layers with a ReLU between them, hidden size 256,
-the voc2vec paper's head for its openSMILE and emotion2vec baselines) or `logreg` (scikit-learn's multinomial
-logistic regression on one layer, its inverse regularization strength C chosen on the validation split).
+then the head: `linear` (one linear layer; the default for an encoder's layers, as SUPERB probes), `mlp` (two
+linear layers with a ReLU between them, hidden size 256, the voc2vec paper's head for its openSMILE and emotion2vec
+baselines, and their default) or `logreg` (scikit-learn's multinomial logistic regression on one layer, its inverse
+regularization strength C chosen on the validation split; classification only).
 
 The torch heads train with AdamW at `--learning_rate`, batches of `--per_device_train_batch_size`, up to
 `--num_train_epochs` epochs, and the loss of fine-tuning (`voc2vec.losses.TaskLoss`: class-weighted cross-entropy,

@@ -29,8 +29,7 @@ import datasets
 
 from voc2vec.baselines.extractors import corpus_features
 from voc2vec.baselines.heads import ProbeTraining, train_probe
-from voc2vec.baselines.sources import feature_baseline_kind
-from voc2vec.errors import UserError
+from voc2vec.baselines.sources import feature_baseline_kind, resolve_probe_head
 from voc2vec.finetune import (
     LOWER_IS_BETTER_METRICS,
     FineTuningResult,
@@ -79,9 +78,7 @@ def probe(
     log_prefix: str = "",
 ) -> ProbingResult:
     """Train a probe on `split.train`, choose its best epoch on `split.validation`, score `split.test` once."""
-    if model_args.probe_head == "logreg" and corpus.task != CLASSIFICATION:
-        raise UserError("logistic regression classifies; this task is regression", where="--probe_head logreg",
-                        fix="use --probe_head linear or mlp")
+    head = resolve_probe_head(model_args, corpus.task)  # as planned (plan_evaluation resolved it already)
     metric = best_model_metric(training_args, corpus)
     features = corpus_features(model_args, data_args, decoded, feature_extractor, model_config, training_args.seed,
                                training_args.per_device_eval_batch_size, training_args.device, log_prefix)
@@ -92,7 +89,7 @@ def probe(
     else:
         compute_metrics = make_regression_compute_metrics(corpus.label_names)
     training = ProbeTraining(
-        head=model_args.probe_head,
+        head=head,
         layer=layer,
         task=corpus.task,
         num_outputs=len(corpus.label_names),
@@ -128,7 +125,7 @@ def probe(
             "layer": "weighted" if layer is None and num_layers > 1 else layer,
             "layer_names": features.layer_names,
             "layer_weights": trained.layer_weights,
-            "head": model_args.probe_head,
+            "head": head,
             "pooling": model_args.probe_pooling,
             "learning_rate": training.learning_rate,
             "feature_dim": int(features.values.shape[2]),

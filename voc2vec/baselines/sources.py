@@ -10,6 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from voc2vec.errors import UserError
+from voc2vec.tasks import CLASSIFICATION
 
 FEATURE_BASELINE_KINDS = ("opensmile", "emotion2vec")
 EMOTION2VEC_INSTALL = "pip install 'voc2vec[emotion2vec]' (or: pip install funasr modelscope)"
@@ -39,6 +40,23 @@ def feature_baseline_name(source: str) -> str:
     """How tables name the baseline: 'openSMILE eGeMAPSv02', 'emotion2vec iic/emotion2vec_base'."""
     kind = feature_baseline_kind(source)
     return f"{'openSMILE' if kind == 'opensmile' else kind} {feature_baseline_argument(source)}"
+
+
+def default_probe_head(source: str) -> str:
+    """The head a probe gets without --probe_head: the voc2vec paper's for its feature baselines ("features passed
+    through two linear layers with ReLU"), SUPERB's linear probe for an encoder's layers."""
+    return "mlp" if feature_baseline_kind(source) else "linear"
+
+
+def resolve_probe_head(model_args, task: str) -> str:
+    """`--probe_head`, or its default for the source; refuses logistic regression for a regression task (it
+    classifies) when the run probes, so the mistake stops the plan rather than every fold."""
+    head = model_args.probe_head or default_probe_head(model_args.model_name_or_path)
+    probing = model_args.method == "probe" or feature_baseline_kind(model_args.model_name_or_path)
+    if probing and head == "logreg" and task != CLASSIFICATION:
+        raise UserError(f"logistic regression classifies, and this is a {task} task", where="--probe_head logreg",
+                        fix="use --probe_head mlp or linear (both regress with the task's loss)")
+    return head
 
 
 def opensmile_feature_sets() -> list[str]:
