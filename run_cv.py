@@ -6,6 +6,7 @@
     python run_cv.py configs/cv/demo.yaml --fold 3                # one fold per process (cluster jobs) ...
     python run_cv.py configs/cv/demo.yaml --merge_only            # ... then merge their results from files
     python run_cv.py configs/cv/demo-grid.yaml                    # models x datasets -> a Table IV-shaped table
+    torchrun --nproc_per_node 8 run_cv.py configs/cv/demo-grid.yaml   # the folds of every cell shared by 8 processes
 
 The protocol (`--protocol`, voc2vec/protocols.py) decides which clips train, which pick the best epoch and which
 are scored: leak-free speaker-grouped folds by default, the corpus's official split when it has one, the seed
@@ -21,6 +22,7 @@ reported.
 import logging
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import transformers
 
@@ -35,10 +37,12 @@ from voc2vec.arguments import (
 )
 from voc2vec.distributed import Launch, OtherRankFailed, main_process_first, share_folds, start
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, user_error_types
-from voc2vec.evaluation import decode, headline, plan_evaluation, publish_model, run_split
+from voc2vec.cards import write_classifier_card
+from voc2vec.evaluation import decode, headline, plan_evaluation, publish_model, run_hyperparameters, run_split
 from voc2vec.results import IncompleteResults, merge_folds, write_grid
 from voc2vec.rundir import (
     CV_CONFIG_FILE,
+    METRICS_FILE,
     MODEL_DIR,
     SPLITS_FILE,
     fold_dir,
@@ -53,74 +57,171 @@ logger = logging.getLogger("run_cv")
 ARGUMENT_TYPES = (ModelArguments, DataArguments, ProtocolArguments, CrossValidationArguments, FineTuningTrainingArguments)
 
 
+RUN = "run"  # the one cell of a plain run; a grid's cells are named (model, dataset)
+
+
+class Cell(NamedTuple):
+    """One model on one corpus with an --output_dir of its own: a plain run is one cell, a grid one per model x dataset."""
+
+    model_args: ModelArguments
+    data_args: DataArguments
+    protocol_args: ProtocolArguments
+    cv_args: CrossValidationArguments
+    training_args: FineTuningTrainingArguments
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.training_args.output_dir)
+
+
 def cross_validate(model_args, data_args, protocol_args, cv_args, training_args, launch: Launch | None = None) -> dict | None:
     """One model on one corpus: every fold (or just --fold), then the merged summary (rank 0 of a launch)."""
     launch = launch or Launch.single()
     output_dir = Path(training_args.output_dir)
     if cv_args.merge_only:
-        return merge_folds(output_dir) if launch.is_main else None
-    key = f"run_cv:{output_dir.resolve()}"
+        return merge_and_publish(output_dir, model_args, data_args, training_args) if launch.is_main else None
+    summaries, failures = cross_validate_cells({RUN: Cell(model_args, data_args, protocol_args, cv_args, training_args)}, launch)
+    if RUN in failures:
+        raise IncompleteResults(failures[RUN])
+    return summaries.get(RUN)
 
-    def plan_and_decode(write_run_files: bool):
-        # Everything that can be wrong with the input fails here, before any audio is decoded or model trained.
-        plan = plan_evaluation(model_args, data_args, protocol_args, training_args, single_split=False)
-        if cv_args.fold is not None and cv_args.fold not in plan.runs:
-            folds = sorted(plan.runs)
-            raise UserError(f"--fold {cv_args.fold} is out of range: this run has folds {folds[0]}..{folds[-1]}",
-                            where="--fold", fix=f"pass a fold between {folds[0]} and {folds[-1]}")
-        if not write_run_files:
-            return plan, decode(plan, data_args)
-        started_here = not (output_dir / SPLITS_FILE).exists()
-        output_dir.mkdir(parents=True, exist_ok=True)
-        write_or_check_splits(output_dir / SPLITS_FILE, splits_table(plan.corpus, plan.assignment, plan.runs))
-        write_or_check_run_config(output_dir / CV_CONFIG_FILE, run_config(plan, model_args, data_args, cv_args, training_args))
-        try:
-            return plan, decode(plan, data_args)
-        except BaseException:
-            if started_here:  # a run that stopped before training keeps no splits: the same command can start over
-                (output_dir / SPLITS_FILE).unlink(missing_ok=True)
-                (output_dir / CV_CONFIG_FILE).unlink(missing_ok=True)
-            raise
 
-    if training_args.push_to_hub and cv_args.final_model == "none":
+def cross_validate_cells(cells: dict, launch: Launch) -> tuple[dict, dict]:
+    """Every pending fold of every cell, shared across the processes of a launch, then each cell's summary.
+
+    Rank 0 plans every cell first (so a mistake in the last cell stops the run before anything trains) and lists the
+    pending (cell, fold) pairs; in folds mode each rank runs its share of all of them, whichever cell they belong to,
+    in ddp mode every rank runs each one. When every rank is done, rank 0 merges every cell. Returns
+    `(summaries, failures)`: each merged cell's summary (rank 0; None for a --fold k job), and, on every rank, why
+    each cell whose folds did not all finish has none.
+    """
+    names = list(cells)
+    key = f"run_cv:{cells[names[0]].output_dir.resolve()}"
+    for cell in cells.values():
+        check_keeps_model(cell)
+    planned = main_process_first(launch, f"{key}:planned", lambda: plan_cells(cells), dict)
+    pending = pending_folds(cells, planned, launch, f"{key}:pending")
+    for index, fold in my_share(pending, names, launch):
+        name, cell = names[index], cells[names[index]]
+        if name not in planned:  # another rank: plans and decodes (from rank 0's cache) only the cells it has folds of
+            plan = plan_cell(cell)
+            planned[name] = plan, decode(plan, cell.data_args)
+        plan, decoded = planned[name]
+        if name != RUN:
+            logger.info("grid: %s, fold %d%s", cell_title(name), fold, f" on rank {launch.rank}" if launch.distributed else "")
+        run_fold(plan, decoded, fold, min(plan.runs), cell.model_args, cell.data_args, cell.cv_args, cell.training_args,
+                 cell.output_dir, launch)
+    return merge_when_every_rank_is_done(cells, launch, key)
+
+
+def cell_title(name: tuple[str, str]) -> str:
+    """A grid cell as the log names it: 'tiny-a on tones'."""
+    return f"{name[0]} on {name[1]}"
+
+
+def check_keeps_model(cell: Cell) -> None:
+    if cell.training_args.push_to_hub and cell.cv_args.final_model == "none":
         raise UserError("--push_to_hub publishes output_dir/model, which --final_model none does not keep",
                         where="--final_model none", fix="drop --final_model none, or --push_to_hub")
+
+
+def plan_cell(cell: Cell):
+    """The cell's folds; everything that can be wrong with the input fails here, before any audio is decoded."""
+    plan = plan_evaluation(cell.model_args, cell.data_args, cell.protocol_args, cell.training_args, single_split=False)
+    fold = cell.cv_args.fold
+    if fold is not None and fold not in plan.runs:
+        folds = sorted(plan.runs)
+        raise UserError(f"--fold {fold} is out of range: this run has folds {folds[0]}..{folds[-1]}",
+                        where="--fold", fix=f"pass a fold between {folds[0]} and {folds[-1]}")
+    return plan
+
+
+def plan_cells(cells: dict) -> dict:
+    """Rank 0: plan every cell and write its splits.csv and cv_config.json, then decode every corpus; `{name: (plan,
+    decoded)}`. A run that stops here removes the run files it wrote (never one that was there before), so the same
+    command can start over."""
+    for cell in cells.values():
+        check_writable_dir(cell.output_dir, "--output_dir")
+    plans = {name: plan_cell(cell) for name, cell in cells.items()}
+    new_files = [path for cell in cells.values() for path in (cell.output_dir / SPLITS_FILE, cell.output_dir / CV_CONFIG_FILE)
+                 if not path.exists()]
+    try:
+        for name, cell in cells.items():
+            plan = plans[name]
+            cell.output_dir.mkdir(parents=True, exist_ok=True)
+            write_or_check_splits(cell.output_dir / SPLITS_FILE, splits_table(plan.corpus, plan.assignment, plan.runs))
+            write_or_check_run_config(cell.output_dir / CV_CONFIG_FILE, run_config(plan, cell.model_args, cell.data_args, cell.cv_args, cell.training_args))
+        return {name: (plans[name], decode(plans[name], cell.data_args)) for name, cell in cells.items()}
+    except BaseException:
+        for path in new_files:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def pending_folds(cells: dict, planned: dict, launch: Launch, key: str) -> list[tuple[int, int]]:
+    """(cell index, fold) of every fold still to run, listed once by rank 0 (the others would see folds finishing
+    meanwhile) and published to the others."""
+    if not launch.is_main:
+        return [tuple(pair) for pair in launch.receive(key)["pending"]]
+    pending = []
+    for index, (name, cell) in enumerate(cells.items()):
+        plan, _ = planned[name]
+        for fold in [cell.cv_args.fold] if cell.cv_args.fold is not None else sorted(plan.runs):
+            folder = fold_dir(cell.output_dir, fold)
+            if is_finished(folder):
+                logger.info("%sfold %d: finished before, skipped (delete %s to run it again).",
+                            "" if name == RUN else f"grid: {cell_title(name)}, ", fold, folder)
+            else:
+                pending.append((index, fold))
+    launch.publish(key, {"pending": pending})
+    return pending
+
+
+def my_share(pending: list[tuple[int, int]], names: list, launch: Launch) -> list[tuple[int, int]]:
+    """The (cell, fold) pairs this process runs: every one in one process and in ddp mode (all ranks train each fold
+    together); in folds mode a round-robin share (independent folds: the speedup is linear)."""
+    if launch.mode != "folds":
+        return pending
+    owners = share_folds(pending, launch.world_size)
     if launch.is_main:
-        check_writable_dir(output_dir, "--output_dir")
-    plan, decoded = main_process_first(launch, f"{key}:planned", lambda: plan_and_decode(True), lambda: plan_and_decode(False))
-    folds = sorted(plan.runs)
-    fold_numbers = [cv_args.fold] if cv_args.fold is not None else folds
-    pending = [fold for fold in fold_numbers if not is_finished(fold_dir(output_dir, fold))]
-    for fold in sorted(set(fold_numbers) - set(pending)):
-        logger.info("fold %d: finished before, skipped (delete %s to run it again).", fold, fold_dir(output_dir, fold))
-    # Which rank runs which fold: decided once by rank 0 (the others would see folds finishing meanwhile).
-    if launch.mode == "folds":
-        if launch.is_main:
-            owners = share_folds(pending, launch.world_size)
-            launch.publish(f"{key}:owners", {str(fold): rank for fold, rank in owners.items()})
-            logger.info("folds per rank: %s", {rank: [f for f, r in owners.items() if r == rank] for rank in range(launch.world_size)})
-        else:
-            owners = {int(fold): rank for fold, rank in launch.receive(f"{key}:owners").items()}
-        pending = [fold for fold in pending if owners[fold] == launch.rank]
+        shares = {rank: [fold if names[index] == RUN else f"{cell_title(names[index])} fold {fold}"
+                         for (index, fold), owner in owners.items() if owner == rank] for rank in range(launch.world_size)}
+        logger.info("folds per rank: %s", shares)
+    return [pair for pair in pending if owners[pair] == launch.rank]
 
-    for fold in pending:
-        run_fold(plan, decoded, fold, folds[0], model_args, data_args, cv_args, training_args, output_dir, launch)
 
+def merge_when_every_rank_is_done(cells: dict, launch: Launch, key: str) -> tuple[dict, dict]:
+    """After every rank's folds: rank 0 merges every cell (and writes its model card), and tells the other ranks which
+    cells have no summary and why."""
+    names = list(cells)
     launch.report_done(f"{key}:done")
     if not launch.is_main:
-        status = launch.receive(f"{key}:merged")
-        if status["error"]:
-            raise IncompleteResults(status["error"])
-        return None
+        failures = launch.receive(f"{key}:merged")["failures"]
+        return {}, {names[int(index)]: error for index, error in failures.items()}
     launch.wait_all_done(f"{key}:done")
-    try:
-        summary = finish(output_dir, cv_args)
-    except IncompleteResults as error:
-        launch.publish(f"{key}:merged", {"error": str(error)})
-        raise
-    launch.publish(f"{key}:merged", {"error": None})
-    if summary is not None and (output_dir / MODEL_DIR).is_dir():
+    summaries, failures = {}, {}
+    for name, cell in cells.items():
+        try:
+            summaries[name] = finish(cell.output_dir, cell.cv_args)
+        except IncompleteResults as error:
+            failures[name] = str(error)
+    launch.publish(f"{key}:merged", {"failures": {names.index(name): error for name, error in failures.items()}})
+    for name, summary in summaries.items():
+        cell = cells[name]
+        if summary is not None and (cell.output_dir / MODEL_DIR).is_dir():
+            publish_model(cell.output_dir / MODEL_DIR, cell.output_dir, cell.model_args, cell.data_args, cell.training_args)
+    return summaries, failures
+
+
+def merge_and_publish(output_dir: Path, model_args, data_args, training_args) -> dict:
+    """--merge_only, the cluster workflow's last job: the summary from the fold files, then output_dir/model's card
+    and --push_to_hub, which the fold jobs (--fold k) leave to it."""
+    summary = merge_folds(output_dir)  # IncompleteResults when a fold is missing or failed: no card, no upload
+    if (output_dir / MODEL_DIR).is_dir():
         publish_model(output_dir / MODEL_DIR, output_dir, model_args, data_args, training_args)
+    elif training_args.push_to_hub:
+        raise UserError(f"--push_to_hub publishes {output_dir / MODEL_DIR}, which the fold jobs did not keep", where="--push_to_hub",
+                        fix="drop --push_to_hub, or rerun fold 0 without --final_model none (a probe keeps no model)")
     return summary
 
 
@@ -165,6 +266,10 @@ def run_fold(plan, decoded, fold, first_fold, model_args, data_args, cv_args, tr
             record_failure(folder, error)
         return
     logger.info("fold %d%s: test %s", fold, rank, headline(metrics))
+    if save_model_dir == folder / MODEL_DIR and save_model_dir.is_dir() and (launch.is_main or launch.mode == "folds"):
+        # --save_fold_models: every kept model has its card, with its own fold's results (output_dir/model's is
+        # written from summary.json once every fold is merged).
+        write_classifier_card(save_model_dir, folder / METRICS_FILE, run_hyperparameters(model_args, data_args, training_args))
 
 
 def finish(output_dir: Path, cv_args) -> dict | None:
@@ -177,41 +282,71 @@ def finish(output_dir: Path, cv_args) -> dict | None:
     return merge_folds(output_dir)
 
 
-def run_grid(argv: list[str], grid: dict, training_args, launch: Launch) -> int:
+def run_grid(argv: list[str], grid, training_args, launch: Launch) -> int:
     """Every model x dataset of the config's `grid:` section as its own run, then one Table IV-shaped table.
 
     `grid.models` / `grid.datasets` map a display name to argument overrides (or just a model path / corpus name).
-    Overrides go between the config file and the command-line flags, so flags still win.
+    Overrides go between the config file and the command-line flags, so flags still win. Under a launcher the
+    folds of all cells are shared across the processes (cross_validate_cells).
     """
-    for section in ("models", "datasets"):
-        if not isinstance(grid.get(section), dict) or not grid[section]:
-            raise UserError(f"the grid: section needs a non-empty '{section}:' mapping", where=argv[0],
-                            fix=f"add 'grid: {{{section}: {{name: ...}}}}' (see configs/cv/demo-grid.yaml)")
-    models = {name: value if isinstance(value, dict) else {"model_name_or_path": value} for name, value in grid["models"].items()}
-    datasets = {name: value if isinstance(value, dict) else {"dataset_name": value} for name, value in grid["datasets"].items()}
+    models, datasets = grid_sections(argv, grid)
     # Every cell's arguments are parsed first, so a typo in the last cell stops the grid before the first trains.
     cells = {}
     for model_name, model_overrides in models.items():
         for dataset_name, dataset_overrides in datasets.items():
             cell_argv = [argv[0], *config_to_flags(model_overrides), *config_to_flags(dataset_overrides), *argv[1:],
                          "--output_dir", str(Path(training_args.output_dir) / model_name / dataset_name)]
-            cells[(model_name, dataset_name)] = parse_arguments(ARGUMENT_TYPES, cell_argv)[:-1]
-    summaries, exit_code = {}, 0
-    for (model_name, dataset_name), arguments in cells.items():
-        logger.info("grid: %s on %s", model_name, dataset_name)
-        try:
-            summaries[(model_name, dataset_name)] = cross_validate(*arguments, launch=launch)
-        except OtherRankFailed:  # rank 0 reports it
-            summaries[(model_name, dataset_name)], exit_code = None, 1
-        except (IncompleteResults, *user_error_types()) as error:
+            cells[(model_name, dataset_name)] = Cell(*parse_arguments(ARGUMENT_TYPES, cell_argv)[:-1])
+    check_one_repository_per_cell(cells)
+    first = next(iter(cells.values())).cv_args
+    summaries, failures = merge_grid(cells, launch) if first.merge_only else cross_validate_cells(cells, launch)
+    for (model_name, dataset_name), error in failures.items():
+        if launch.is_main:
             logger.error("grid: %s on %s failed: %s", model_name, dataset_name, error)
-            summaries[(model_name, dataset_name)], exit_code = None, 1
-    one_fold = next(iter(cells.values()))[3].fold
-    if one_fold is not None:  # a cluster job's share: the table comes from the merge job (--merge_only)
-        logger.info("grid: fold %d of every cell done; when every fold is, merge with --merge_only.", one_fold)
+    if first.fold is not None:  # a cluster job's share: the table comes from the merge job (--merge_only)
+        logger.info("grid: fold %d of every cell done; when every fold is, merge with --merge_only.", first.fold)
     elif launch.is_main:
         print(write_grid(training_args.output_dir, summaries, list(models), list(datasets)))
-    return exit_code
+    return 1 if failures else 0
+
+
+def grid_sections(argv: list[str], grid) -> tuple[dict, dict]:
+    """`grid.models` and `grid.datasets` as {name: argument overrides}."""
+    if not isinstance(grid, dict):
+        raise UserError(f"the grid: section must be a mapping with 'models:' and 'datasets:', not a {type(grid).__name__}",
+                        where=argv[0], fix="write 'grid: {models: {name: MODEL}, datasets: {name: CORPUS}}' (see configs/cv/demo-grid.yaml)")
+    for section in ("models", "datasets"):
+        if not isinstance(grid.get(section), dict) or not grid[section]:
+            raise UserError(f"the grid: section needs a non-empty '{section}:' mapping", where=argv[0],
+                            fix=f"add 'grid: {{{section}: {{name: ...}}}}' (see configs/cv/demo-grid.yaml)")
+    models = {name: value if isinstance(value, dict) else {"model_name_or_path": value} for name, value in grid["models"].items()}
+    datasets = {name: value if isinstance(value, dict) else {"dataset_name": value} for name, value in grid["datasets"].items()}
+    return models, datasets
+
+
+def check_one_repository_per_cell(cells: dict) -> None:
+    """Each grid cell keeps a model of its own: one --hub_model_id for several would upload each over the last."""
+    pushing = {}
+    for (model_name, dataset_name), cell in cells.items():
+        if cell.training_args.push_to_hub:
+            pushing.setdefault(cell.training_args.hub_model_id, []).append(f"{model_name} on {dataset_name}")
+    for repo_id, cell_names in pushing.items():
+        if len(cell_names) > 1:
+            raise UserError(f"--push_to_hub would upload the models of {len(cell_names)} grid cells ({', '.join(cell_names)}) "
+                            f"to the one --hub_model_id {repo_id}, each overwriting the last", where="--push_to_hub",
+                            fix="drop --push_to_hub, then publish the cells you want one by one: "
+                                "voc2vec push OUTPUT_DIR/MODEL/DATASET/model --repo_id ORG/NAME")
+
+
+def merge_grid(cells: dict, launch: Launch) -> tuple[dict, dict]:
+    """--merge_only: each cell's summary from the fold files its cluster jobs wrote."""
+    summaries, failures = {}, {}
+    for name, cell in cells.items():
+        try:
+            summaries[name] = cross_validate(*cell, launch=launch)
+        except (IncompleteResults, *user_error_types()) as error:
+            failures[name] = str(error)
+    return summaries, failures
 
 
 @exit_on_user_error
@@ -226,9 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     if training_args.disable_tqdm:  # also the per-checkpoint "Writing model shards" bars, one per epoch and fold
         transformers.utils.logging.disable_progress_bar()
 
-    if grid:
-        return run_grid(argv, grid, training_args, launch)
     try:
+        if grid is not None:
+            return run_grid(argv, grid, training_args, launch)
         summary = cross_validate(model_args, data_args, protocol_args, cv_args, training_args, launch)
     except OtherRankFailed:  # rank 0 prints the error
         return 2

@@ -261,3 +261,53 @@ def test_grid_as_cluster_jobs_one_fold_each_then_a_merge(tone_csv, tmp_path):
     summary = json.loads((tmp_path / "grid" / "tiny" / "tones" / "summary.json").read_text())
     assert summary["complete"] and [fold["fold"] for fold in summary["per_fold"]] == [0, 1]
     assert "tiny" in (tmp_path / "grid" / "grid_results.md").read_text()
+
+
+def grid_config(path, tone_csv, models=None, datasets=None, **settings):
+    path.write_text(yaml.safe_dump({
+        "dataset_name": "csv", "speaker_column": "speaker", "num_folds": 2, "validation_fraction": 0.5, "print_results": False,
+        **settings, "grid": {"models": models or {"tiny-a": TINY_MODEL, "tiny-b": TINY_MODEL},
+                             "datasets": datasets or {"tones": {"data_files": [str(tone_csv)]}}},
+    }))
+    return path
+
+
+def last_error_line(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err[-2000:]
+    return err.strip().splitlines()[-1]
+
+
+def test_a_grid_written_as_a_list_names_the_config_file_and_the_fix(tmp_path, capsys):
+    config = tmp_path / "grid.yaml"
+    config.write_text(f"grid:\n  - models: {{tiny: {TINY_MODEL}}}\n  - datasets: {{tones: csv}}\n")
+    assert run_cv.main([str(config), "--output_dir", str(tmp_path / "run")]) == 2
+    error = last_error_line(capsys)
+    assert "grid: section must be a mapping" in error and "not a list" in error and str(config) in error
+    assert "Fix: write 'grid: {models: {name: MODEL}, datasets: {name: CORPUS}}'" in error
+
+
+def test_a_grid_pushing_every_cell_to_one_repository_is_refused_before_anything_runs(tone_csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_cv, "plan_evaluation", lambda *args, **kwargs: pytest.fail("must not plan"))
+    config = grid_config(tmp_path / "grid.yaml", tone_csv)
+    argv = [str(config), *fast_training_flags(tmp_path / "grid", tmp_path / "cache"), "--push_to_hub", "--hub_model_id", "org/name"]
+    assert run_cv.main(argv) == 2
+    error = last_error_line(capsys)
+    assert "2 grid cells (tiny-a on tones, tiny-b on tones) to the one --hub_model_id org/name" in error
+    assert "(--push_to_hub)" in error and "voc2vec push" in error
+    assert not (tmp_path / "grid").exists()
+
+
+def test_a_mistake_in_the_last_grid_cell_stops_the_grid_before_any_cell_trains(tone_csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_cv, "run_split", lambda *args, **kwargs: pytest.fail("must not train"))
+    datasets = {"tones": {"data_files": [str(tone_csv)]}, "tones-again": {"data_files": [str(tone_csv)]}}
+    config = grid_config(tmp_path / "grid.yaml", tone_csv, models={"tiny": TINY_MODEL}, datasets=datasets)
+    last_cell = tmp_path / "grid" / "tiny" / "tones-again"
+    last_cell.mkdir(parents=True)
+    (last_cell / "cv_config.json").write_text(json.dumps({"dataset": "csv", "model_name_or_path": "another/model"}))
+    assert run_cv.main([str(config), *fast_training_flags(tmp_path / "grid", tmp_path / "cache")]) == 2
+    assert "model_name_or_path: 'another/model'" in last_error_line(capsys)
+    # The first cell's splits.csv and cv_config.json were written before the last cell was refused: they are removed,
+    # so the same command starts over once the config is fixed; the last cell's own files are left as they were.
+    assert sorted(path.relative_to(tmp_path / "grid").as_posix() for path in (tmp_path / "grid").rglob("*.*")) == [
+        "tiny/tones-again/cv_config.json"]

@@ -1,6 +1,6 @@
 """The fine-tuning update itself, through the real `finetune()` and its Trainer: gradient accumulation gives the
-update of one large batch (weighted cross-entropy, MSE, CCC), gradients are clipped, and the learning rate follows
-the warmup-then-linear-decay schedule the README promises."""
+update of one large batch (weighted cross-entropy, MSE, CCC), gradients are clipped, the learning rate follows
+the warmup-then-linear-decay schedule the README promises, and the best epoch is chosen on the validation rows alone."""
 
 import dataclasses
 
@@ -97,3 +97,25 @@ def test_gradients_are_clipped_and_the_learning_rate_warms_up_then_decays(corpor
     # then peak * (total - k) / (total - warmup).
     expected = [0.01 * (k / 3 if k < 3 else (total - k) / (total - 3)) for k in range(total)]
     np.testing.assert_allclose(recorder.learning_rates, expected, rtol=1e-6, atol=1e-12)
+
+
+class EvaluatedRows(TrainerCallback):
+    """The corpus rows of each evaluation the Trainer runs: the scores that pick the best epoch and stop early."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_evaluate(self, args, state, control, eval_dataloader=None, **kwargs):
+        self.rows.append(sorted(eval_dataloader.dataset.indices.tolist()))
+
+
+def test_the_best_epoch_is_chosen_on_the_validation_rows_never_on_the_test_fold(corpora, tmp_path):
+    plan, decoded, model_args, data_args, training_args = prepared(corpora, tmp_path / "cache", "classification")
+    training_args = dataclasses.replace(training_args, num_train_epochs=1, learning_rate=1e-3, warmup_steps=0)
+    split = plan.runs[0]
+    assert len(split.validation) and not set(split.validation) & set(split.test)  # a leak-free fold to begin with
+    recorder = EvaluatedRows()
+    result = finetune(plan.corpus, decoded, split, model_args, data_args, training_args, plan.feature_extractor,
+                      plan.model_config, work_dir=tmp_path / "work", callbacks=[recorder])
+    assert recorder.rows == [sorted(split.validation.tolist())]  # the epoch's evaluation: those rows and only those
+    assert result.test_outputs.shape[0] == len(split.test)  # the test fold is scored once, at the end

@@ -16,7 +16,7 @@ from cv_fixtures import fast_training_flags, write_tone_corpus
 pytestmark = pytest.mark.slow
 
 
-def test_quickstart_config_writes_every_output_the_readme_lists(tmp_path, monkeypatch):
+def test_quickstart_config_writes_every_output_the_readme_lists(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(run_cv.__file__.rsplit("/", 1)[0])  # the README runs it from the repository root
     output_dir = tmp_path / "demo-cv"
     # The Quickstart's own config; only the number of folds and epochs shrunk to keep the test short.
@@ -24,6 +24,16 @@ def test_quickstart_config_writes_every_output_the_readme_lists(tmp_path, monkey
                         "--corpus_cache_dir", str(tmp_path / "cache")]) == 0
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["complete"] and summary["dataset"] == "demo" and len(summary["label_names"]) == 6
+    # The table the Quickstart prints: a row per fold and mean ± std, in %, the numbers of summary.json.
+    printed = capsys.readouterr().out.splitlines()
+    metrics = ("uar", "accuracy", "macro_f1")
+    assert "| fold | UAR | Acc | F1 |" in printed
+    for fold in summary["per_fold"]:
+        assert f"| {fold['fold']} | " + " | ".join(f"{100 * fold[name]:.1f}" for name in metrics) + " |" in printed
+    mean_std = [f"{100 * summary['mean'][name]:.1f} ± {100 * summary['std'][name]:.1f}" for name in metrics]
+    assert "| **mean ± std** | " + " | ".join(mean_std) + " |" in printed
+    assert "| **pooled** | " + " | ".join(f"{100 * summary['pooled'][name]:.1f}" for name in metrics) + " |" in printed
+    assert any(line.startswith(f"Model: {output_dir / 'model'} (fold 0's best model") for line in printed)
     assert "mean ± std" in (output_dir / "results.md").read_text() and (output_dir / "results.csv").is_file()
     assert (output_dir / "confusion_matrix.png").stat().st_size > 1000
     for fold in range(2):

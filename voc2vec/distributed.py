@@ -7,8 +7,9 @@ Two ways to use N processes (`--distribute`):
   launcher's variables (the Trainer would otherwise join a process group and train every fold data-parallel):
   `RANK`, `WORLD_SIZE`, ... are removed from its environment and it sees only its own GPU. The processes still
   coordinate through the launcher's key-value store (`torch.distributed.rendezvous("env://")`, no process
-  group): rank 0 alone plans, writes the run-level files and decodes, then publishes which rank runs which fold;
-  when every rank has reported its folds done, rank 0 merges and prints.
+  group): rank 0 alone plans (every cell of a grid), writes the run-level files and decodes, then publishes the
+  pending folds, which every rank shares out the same way (`share_folds`: pending (cell, fold) pairs of a whole
+  grid, not one cell at a time); when every rank has reported its folds done, rank 0 merges and prints.
 - `ddp`: every fold runs on all processes with the Trainer's own data parallelism (a model or corpus too large
   for one device); the launcher's variables stay; rank 0 alone writes.
 
@@ -115,8 +116,9 @@ def start(argv: list[str], data_parallel_only: bool = False) -> Launch:
     return Launch(rank, world_size, local_rank, mode, store)
 
 
-def share_folds(pending: list[int], world_size: int) -> dict[int, int]:
-    """Which rank runs which pending fold: round robin, so every rank gets within one fold of the others."""
+def share_folds(pending: list, world_size: int) -> dict:
+    """Which rank runs which pending fold (or (cell, fold) pair of a grid): round robin in the given order, so every
+    rank gets within one fold of the others and consecutive folds of one cell go to different ranks."""
     return {fold: index % world_size for index, fold in enumerate(pending)}
 
 

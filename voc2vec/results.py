@@ -25,6 +25,7 @@ from voc2vec.rundir import (
     read_failure,
     read_json,
     write_json,
+    write_through_temporary,
 )
 from voc2vec.tasks import CLASSIFICATION
 
@@ -149,7 +150,7 @@ def merge_folds(output_dir: str | Path) -> dict:
             title=f"{config['dataset']}: {len(folds)} folds summed",
         )
     write_json(output_dir / SUMMARY_FILE, summary)
-    (output_dir / "results.md").write_text(results_markdown(summary))
+    write_through_temporary(output_dir / "results.md", lambda temporary: temporary.write_text(results_markdown(summary)))
     write_results_csv(output_dir / "results.csv", summary)
     return summary
 
@@ -201,15 +202,18 @@ def results_markdown(summary: dict) -> str:
 
 def write_results_csv(path: Path, summary: dict) -> None:
     metrics = [name for name in summary["mean"]]
+    rows = [["fold", *metrics]]
+    rows += [[fold["fold"], *(fold.get(name, "") for name in metrics)] for fold in summary["per_fold"]]
+    rows.append(["mean", *(summary["mean"][name] for name in metrics)])
+    rows.append([f"std ({summary['std_kind']})", *(summary["std"][name] for name in metrics)])
+    if summary.get("pooled"):
+        rows.append(["pooled", *(summary["pooled"].get(name, "") for name in metrics)])
+    write_through_temporary(path, lambda temporary: write_csv_rows(temporary, rows))
+
+
+def write_csv_rows(path: Path, rows: list[list]) -> None:
     with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["fold", *metrics])
-        for fold in summary["per_fold"]:
-            writer.writerow([fold["fold"], *(fold.get(name, "") for name in metrics)])
-        writer.writerow(["mean", *(summary["mean"][name] for name in metrics)])
-        writer.writerow([f"std ({summary['std_kind']})", *(summary["std"][name] for name in metrics)])
-        if summary.get("pooled"):
-            writer.writerow(["pooled", *(summary["pooled"].get(name, "") for name in metrics)])
+        csv.writer(file).writerows(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -265,7 +269,6 @@ def write_grid(output_dir: str | Path, summaries: dict, models: list[str], datas
     markdown, csv_rows = grid_tables(summaries, models, datasets)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "grid_results.md").write_text(markdown)
-    with open(output_dir / "grid_results.csv", "w", newline="") as file:
-        csv.writer(file).writerows(csv_rows)
+    write_through_temporary(output_dir / "grid_results.md", lambda temporary: temporary.write_text(markdown))
+    write_through_temporary(output_dir / "grid_results.csv", lambda temporary: write_csv_rows(temporary, csv_rows))
     return markdown

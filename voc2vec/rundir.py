@@ -12,7 +12,8 @@
 
 `run_classification.py` writes the same `metrics.json` and `predictions.csv` into its output folder. Paths in
 result files are relative to the corpus root recorded once in `cv_config.json`, so results can be shared and
-moved. Every JSON file is written through a temporary name, so a killed process never leaves half a file.
+moved. Every file is written through a temporary name of its own (`write_through_temporary`), so a killed process
+never leaves half a file and processes that start together (SLURM array tasks) never trip over each other's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import shutil
 import traceback
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,9 @@ METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 FAILED_FILE = "failed.json"
 SUMMARY_FILE = "summary.json"
+RESULTS_MARKDOWN_FILE = "results.md"
+RESULTS_CSV_FILE = "results.csv"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 MODEL_DIR = "model"
 TRAINING_INFO_FILE = "training_info.json"
 
@@ -48,12 +53,22 @@ def is_finished(folder: Path) -> bool:
     return (folder / METRICS_FILE).is_file()
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write through a temporary file, so a killed process never leaves a half-written results file behind."""
+def write_through_temporary(path: Path, write) -> None:
+    """`write(temporary)`, then rename it over `path` (atomic): a killed process never leaves half a file behind.
+    The temporary name is this call's own, so processes writing the same file at once (SLURM array tasks that
+    start together and each write splits.csv) never replace or delete each other's; the last rename wins."""
     path = Path(path)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=_json_default))
-    temporary.replace(path)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_through_temporary(path, lambda temporary: temporary.write_text(json.dumps(data, indent=2, default=_json_default)))
 
 
 def read_json(path: Path) -> dict:
@@ -104,9 +119,7 @@ def write_or_check_splits(path: Path, table: pd.DataFrame) -> None:
         if not same:
             raise UserError(f"{path} holds different folds (another corpus, seed, --num_folds or --protocol)",
                             where=path.parent, fix="use a new --output_dir, or delete that folder to start over")
-    temporary = path.with_suffix(".csv.tmp")
-    table.to_csv(temporary, index=False)
-    temporary.replace(path)
+    write_through_temporary(path, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def write_or_check_run_config(path: Path, config: dict) -> None:
@@ -161,9 +174,7 @@ def save_model(model, feature_extractor, directory: Path, info: dict) -> None:
 def write_fold_results(folder: Path, metrics: dict, predictions: pd.DataFrame) -> None:
     """predictions.csv first, metrics.json last: its presence marks a finished fold (runs resume by it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / (PREDICTIONS_FILE + ".tmp")
-    predictions.to_csv(temporary, index=False)
-    temporary.replace(folder / PREDICTIONS_FILE)
+    write_through_temporary(folder / PREDICTIONS_FILE, lambda temporary: predictions.to_csv(temporary, index=False))
     (folder / FAILED_FILE).unlink(missing_ok=True)
     write_json(folder / METRICS_FILE, metrics)
 
