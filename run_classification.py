@@ -29,6 +29,7 @@ from voc2vec.arguments import DataArguments, FineTuningTrainingArguments, ModelA
 from voc2vec.distributed import OtherRankFailed, main_process_first, start
 from voc2vec.errors import check_writable_dir, exit_on_user_error
 from voc2vec.evaluation import decode, headline, plan_evaluation, publish_model, run_split
+from voc2vec.rundir import METRICS_FILE
 
 logger = logging.getLogger("run_classification")
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if not launch.is_main:
         return 0
     if (output_dir / "config.json").is_file():  # a probe keeps no model folder
-        publish_model(output_dir, output_dir / "metrics.json", model_args, data_args, training_args)
+        publish_model(output_dir, output_dir / METRICS_FILE, model_args, data_args, training_args)
     logger.info("test (%s): %s", metrics["evaluated_on"], headline(metrics))
     logger.info("model, metrics.json and predictions.csv written to %s", output_dir)
     return 0

@@ -140,6 +140,24 @@ def test_encoder_card_says_it_has_no_head_and_keeps_its_metadata(tmp_path):
     assert "AutoModel.from_pretrained" in card.text
 
 
+def test_encoder_card_from_a_local_checkpoint_names_no_local_path(tmp_path):
+    """Continued pretraining from a local folder: no base_model in the metadata (it is no Hub id) and no path of the
+    training machine in the card, which is published as it is."""
+    from transformers import AutoModel
+
+    from model_fixtures import encoder_config, feature_extractor_for
+
+    final = tmp_path / "continued" / "final"
+    AutoModel.from_config(encoder_config()).save_pretrained(final)
+    feature_extractor_for().save_pretrained(final)
+    start = tmp_path / "first-run" / "final"
+    start.mkdir(parents=True)
+    card = ModelCard.load(write_encoder_card(final, base_model=str(start)))
+    assert card.data.base_model is None
+    assert str(start) not in (final / "README.md").read_text()  # (the usage snippet loads final/ until it is pushed)
+    assert "continued from the local checkpoint `final`" in card.text
+
+
 def test_hyperparameters_never_carry_a_token():
     args = TrainingArguments(output_dir="unused", hub_token="hf_abc", learning_rate=1e-4)
     assert "hub_token" not in training_hyperparameters(args)

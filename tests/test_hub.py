@@ -11,40 +11,17 @@ import soundfile
 from huggingface_hub import DatasetCard, HfApi, ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 
+from hub_fixtures import SECRET, FakeHub, go_online
 from model_fixtures import save_classifier, write_summary
+from voc2vec.cli import main
 from voc2vec.errors import UserError
 from voc2vec.hub import CORPUS_LICENSES, loader_notes, push_mixture, push_model
 from voc2vec.mixture import SCHEMA, VOC125_CORPORA
 
-SECRET = "hf_TESTTOKEN_must_never_appear_0123456789"
-
-
-class FakeHub:
-    """Records create_repo / create_commit / list_repo_files calls instead of sending them."""
-
-    def __init__(self, present=()):
-        self.repos, self.commits, self.present = [], [], list(present)
-
-    def install(self, monkeypatch):
-        monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kw: self.repos.append((repo_id, kw)) or f"https://huggingface.co/{repo_id}")
-        monkeypatch.setattr(HfApi, "create_commit", lambda api, repo_id, operations, **kw: self.commits.append((repo_id, list(operations), kw)))
-        monkeypatch.setattr(HfApi, "list_repo_files", lambda api, repo_id, **kw: list(self.present))
-        return self
-
-    def uploaded(self) -> dict:
-        """path_in_repo -> bytes, over every commit."""
-        files = {}
-        for _, operations, _ in self.commits:
-            for operation in operations:
-                content = operation.path_or_fileobj
-                files[operation.path_in_repo] = content if isinstance(content, bytes) else open(content, "rb").read()
-        return files
-
 
 @pytest.fixture
 def online(monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_TOKEN", SECRET)
+    go_online(monkeypatch)
 
 
 @pytest.fixture
@@ -113,6 +90,54 @@ def test_folder_without_safetensors_or_with_a_bad_repo_id_is_refused(online, tmp
     (cv_model / "model.safetensors").unlink()
     with pytest.raises(UserError, match="safetensors"):
         push_model(cv_model, "my-org/x")
+
+
+def test_uploaded_results_hold_no_local_path(online, tmp_path, monkeypatch):
+    """summary.json (corpus_root, a local encoder, its settings), training_info.json and results.md name folders of the
+    training machine: the upload names them by their last component, the run's own files keep them."""
+    run_dir = tmp_path / "run"
+    local_encoder, corpus_root = "/home/me/outputs/pretraining/final", "/home/me/corpora/donateacry-corpus"
+    summary = write_summary(run_dir, model_name_or_path=local_encoder, corpus_root=corpus_root,
+                            settings={"model_name_or_path": local_encoder, "num_folds": 5})
+    model_dir = save_classifier(run_dir / "model")
+    (model_dir / "training_info.json").write_text(json.dumps({"model_name_or_path": local_encoder, "saved_model": str(model_dir)}))
+    (run_dir / "results.md").write_text(f"# demo: {local_encoder}\n\nclips under {corpus_root}/clips\n")
+    (run_dir / "results.csv").write_text("fold,uar\n0,0.61\n")
+    hub = FakeHub().install(monkeypatch)
+    main(["push", str(model_dir), "--repo_id", "my-org/cries"])
+    files = hub.uploaded()
+    assert not [name for name, content in files.items() if b"/home/me" in content or str(tmp_path).encode() in content]
+    published = json.loads(files["summary.json"])
+    assert published["model_name_or_path"] == published["settings"]["model_name_or_path"] == "final"
+    assert published["corpus_root"] == "donateacry-corpus"
+    assert published["mean"] == summary["mean"] and published["num_folds"] == 5
+    assert json.loads(files["training_info.json"]) == {"model_name_or_path": "final", "saved_model": "model"}
+    assert files["results.md"].decode() == "# demo: final\n\nclips under donateacry-corpus/clips\n"
+    assert files["results.csv"] == (run_dir / "results.csv").read_bytes()  # nothing to hide: as it is
+    assert files["config.json"] == (model_dir / "config.json").read_bytes()
+    assert {result.metric_type: result.metric_value for result in ModelCard(files["README.md"].decode()).data.eval_results} == published["mean"]
+    assert json.loads((run_dir / "summary.json").read_text())["corpus_root"] == corpus_root  # the local record is untouched
+
+    write_summary(run_dir, corpus_root="/corpora")  # a short path is replaced where it is a path, not inside other names
+    (run_dir / "results.md").write_text("/corpora/clips, not meta/corpora or /corpora-old\n")
+    hub = FakeHub().install(monkeypatch)
+    main(["push", str(model_dir), "--repo_id", "my-org/cries"])
+    assert hub.uploaded()["results.md"] == b"corpora/clips, not meta/corpora or /corpora-old\n"
+
+
+def test_push_command_uploads_the_folder(online, cv_model, monkeypatch, capsys):
+    hub = FakeHub().install(monkeypatch)
+    assert main(["push", str(cv_model), "--repo_id", "my-org/voc2vec-demo", "--private", "--commit_message", "first model"]) == 0
+    assert hub.repos == [("my-org/voc2vec-demo", {"repo_type": "model", "private": True, "exist_ok": True})]
+    assert [(repo, kw["commit_message"]) for repo, _, kw in hub.commits] == [("my-org/voc2vec-demo", "first model")]
+    assert {"README.md", "model.safetensors", "config.json", "summary.json"} <= set(hub.uploaded())
+    assert f"uploaded {cv_model} -> https://huggingface.co/my-org/voc2vec-demo" in capsys.readouterr().err
+
+    assert main(["push", str(cv_model), "--repo_id", "no-namespace"]) == 2
+    assert "error: not a Hub repository id" in capsys.readouterr().err
+    assert main(["push", str(cv_model)]) == 2  # --repo_id is required
+    assert "--repo_id" in capsys.readouterr().err
+    assert len(hub.commits) == 1
 
 
 # ---- the Voc125 mixture ------------------------------------------------------------------------------------------------
@@ -188,3 +213,18 @@ def test_every_mixture_corpus_has_a_license_decision_and_documented_source(corpu
     source, license_text = loader_notes(corpus)
     assert source and not source.startswith("see ")
     assert (license_text is None) == (corpus == "demo")  # the synthetic corpus is ours: its terms are CORPUS_LICENSES'
+
+
+def test_mixture_push_command_uploads_the_shards_and_card(online, tmp_path, monkeypatch, capsys):
+    mixture = write_mixture(tmp_path / "voc125", ["human_voice", "nnime", "vocalsound"])
+    hub = FakeHub().install(monkeypatch)
+    assert main(["mixture", "push", str(mixture), "--repo_id", "my-org/voc125", "--redistribute", "nnime",
+                 "--shards_per_commit", "2", "--private"]) == 0
+    assert hub.repos == [("my-org/voc125", {"repo_type": "dataset", "private": True, "exist_ok": True})]
+    assert [len(operations) for _, operations, _ in hub.commits] == [2, 1, 2]  # 3 shards two per commit, then manifest + card
+    assert sorted(json.loads(hub.uploaded()["voc125.json"])["corpora"]) == ["human_voice", "nnime", "vocalsound"]
+    assert f"uploaded {mixture} -> https://huggingface.co/my-org/voc125" in capsys.readouterr().err
+
+    assert main(["mixture", "push", str(mixture), "--repo_id", "my-org/voc125", "--redistribute", "vivae"]) == 2
+    assert "does not hold: vivae" in capsys.readouterr().err
+    assert len(hub.commits) == 3

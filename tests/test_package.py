@@ -42,6 +42,34 @@ def test_shipped_files_resolve_from_any_working_directory(tmp_path, monkeypatch)
         shipped_dir("outputs")
 
 
+def test_shipped_configs_name_shipped_files_from_any_working_directory(tmp_path, monkeypatch):
+    """The paths inside shipped configs (`model_name_or_path: configs/models/...`, pretraining's `config_name:`, grid
+    entries) and on the command line resolve to the shipped files outside the checkout, as the configs do; a copy in
+    the working directory wins, and anything else is left as typed."""
+    import run_cv
+    import run_pretraining
+    from voc2vec.arguments import parse_arguments
+    from voc2vec.config_files import read_config_file
+    from voc2vec.models import check_model_source
+
+    models = shipped_dir("configs") / "models"
+    monkeypatch.chdir(tmp_path)
+    model_args, *_, training_args, _ = parse_arguments(run_cv.ARGUMENT_TYPES, ["configs/cv/demo.yaml", "--output_dir", "configs/cv"])
+    assert model_args.model_name_or_path == str(models / "tiny-wav2vec2.json")
+    assert check_model_source(model_args)[0].model_type == "wav2vec2"  # what failed: "cannot load model 'configs/models/...'"
+    assert training_args.output_dir == "configs/cv"  # a shipped folder, not a file: the user's output folder, as typed
+    assert run_pretraining.parse_arguments(["configs/pretraining/demo-hubert.yaml"])[0].config_name == str(models / "tiny-hubert.json")
+    assert read_config_file("configs/cv/demo-grid.yaml")["grid"]["models"] == {
+        "tiny-wav2vec2": str(models / "tiny-wav2vec2.json"), "tiny-hubert": str(models / "tiny-hubert.json")}
+    flags = ["configs/cv/demo.yaml", "--model_name_or_path", "configs/models/tiny-hubert.json"]
+    assert parse_arguments(run_cv.ARGUMENT_TYPES, flags)[0].model_name_or_path == str(models / "tiny-hubert.json")
+    assert parse_arguments(run_cv.ARGUMENT_TYPES, ["--model_name_or_path", "configs/models/absent.json"])[0].model_name_or_path \
+        == "configs/models/absent.json"
+    (tmp_path / "configs" / "models").mkdir(parents=True)
+    (tmp_path / "configs" / "models" / "tiny-wav2vec2.json").write_text("{}")
+    assert parse_arguments(run_cv.ARGUMENT_TYPES, ["configs/cv/demo.yaml"])[0].model_name_or_path == "configs/models/tiny-wav2vec2.json"
+
+
 def test_every_requirement_is_a_declared_dependency():
     project = tomllib.loads((CHECKOUT_DIR / "pyproject.toml").read_text())["project"]
     declared = {requirement_name(line) for line in project["dependencies"]}

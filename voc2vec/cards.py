@@ -26,11 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voc2vec.errors import UserError
+from voc2vec.rundir import METRICS_FILE, SUMMARY_FILE, TRAINING_INFO_FILE
 
 CARD_FILE = "README.md"
-SUMMARY_FILE = "summary.json"  # run_cv.py's run folder
-METRICS_FILE = "metrics.json"  # run_classification.py's output folder (and each CV fold)
-TRAINING_INFO_FILE = "training_info.json"  # saved beside a model by the scripts
 CLASSIFICATION_METRICS = {"uar": "UAR", "accuracy": "Accuracy", "macro_f1": "Macro-F1"}
 REGRESSION_HEADLINE = {"mean_ccc": "CCC (mean over targets)"}
 USER_CORPORA = {"csv", "folder"}  # loaders of the user's own files: not a dataset anyone else can look up
@@ -568,7 +566,8 @@ def write_encoder_card(
     final_dir = Path(final_dir)
     config = model_config(final_dir)
     previous = ModelCard.load(final_dir / CARD_FILE).data.to_dict() if (final_dir / CARD_FILE).is_file() else {}
-    base_model = base_model or previous.get("base_model")
+    start = base_model or previous.get("base_model")
+    base_model = start if is_hub_id(start) else None  # a local folder is no Hub id: it stays out of the metadata
     datasets = list(datasets) if datasets else previous.get("datasets")
     hyperparameters = merged_hyperparameters(final_dir, training_args)
     model_name = repo_id.split("/")[-1] if repo_id else (final_dir.resolve().parent.name if final_dir.name == "final" else final_dir.resolve().name)
@@ -582,8 +581,12 @@ def write_encoder_card(
         datasets=datasets or None,
     )
     objective = "masked prediction of k-means targets (HuBERT)" if encoder_type(config) == "hubert" else "contrastive + diversity loss (wav2vec 2.0)"
-    origin = f"continued from [`{base_model}`](https://huggingface.co/{base_model})" if base_model and is_hub_id(base_model) else (
-        f"continued from `{base_model}`" if base_model else "from random initialization")
+    if base_model:
+        origin = f"continued from [`{base_model}`](https://huggingface.co/{base_model})"
+    elif start:  # its name only: the card is published, the path is the training machine's
+        origin = f"continued from the local checkpoint `{Path(start).name}`"
+    else:
+        origin = "from random initialization"
     data_text = ", ".join(f"`{name}`" for name in datasets) if datasets else "audio recorded in the run's configuration"
     summary = [f"| {name} | {value} |" for name, value in (training_summary or {}).items()]
     body = [

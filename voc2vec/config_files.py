@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from voc2vec.errors import UserError
-from voc2vec.resources import resolve_resource
+from voc2vec.resources import resolve_resource, shipped_config_value
 
 CONFIG_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -43,4 +43,15 @@ def read_config_file(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise UserError("must hold a mapping of argument names to values", where=path,
                         fix="write one 'name: value' line per argument")
-    return config
+    return with_shipped_files(config)
+
+
+def with_shipped_files(value):
+    """`value` with every string that names a shipped file (`model_name_or_path: configs/models/tiny-wav2vec2.json`, at
+    any depth: grid entries too) resolved to voc2vec's copy when the working directory has none, so that a shipped
+    config works from an installed package, outside the checkout."""
+    if isinstance(value, dict):
+        return {key: with_shipped_files(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [with_shipped_files(item) for item in value]
+    return shipped_config_value(value)

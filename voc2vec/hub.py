@@ -8,7 +8,9 @@ names), the feature extractor, the card (`README.md`, written first when missing
 repository) and the results files (`training_info.json`, `metrics.json`; for run_cv.py's `output_dir/model/` also
 the run's `summary.json`, `results.md`, `results.csv`, `confusion_matrix.png`). Never a pickle (`training_args.bin`,
 `*.bin`, `*.pt`: loading a pickle runs code, and `training_args.bin` holds every training argument, a `--hub_token`
-included), nor `predictions.csv`/`splits.csv` (local paths and speaker ids), nor checkpoints.
+included), nor `predictions.csv`/`splits.csv` (local paths and speaker ids), nor checkpoints. The results files go up
+without the training machine's paths: every absolute path in them (`corpus_root`, a local `model_name_or_path`) is
+replaced by its last component (`without_local_paths`).
 
 **The mixture** (`mixture_upload_plan`): the Parquet shards under `data/`, a `voc125.json` listing only what was
 uploaded (without the local `data_dir` paths), and a dataset card with each corpus's license, source and Table I
@@ -17,7 +19,8 @@ to another one names it with `redistribute=` (`--redistribute`). A rerun skips t
 (shard names carry a digest of their content's plan), so an interrupted upload resumes.
 
 **Tokens** come from huggingface_hub alone (`hf auth login`, or the `HF_TOKEN` variable): no function here takes,
-prints, logs or writes one.
+prints, logs or writes one; the scripts' `--hub_token` (a `TrainingArguments` field) is ignored, with a warning
+(`warn_if_hub_token_given`).
 """
 
 from __future__ import annotations
@@ -30,20 +33,30 @@ import re
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from voc2vec.cards import CARD_FILE, CITATION, card_for_repo, model_config, write_card
 from voc2vec.errors import UserError
 from voc2vec.resources import shipped_dir
+from voc2vec.rundir import (
+    CONFUSION_MATRIX_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+    RESULTS_CSV_FILE,
+    RESULTS_MARKDOWN_FILE,
+    SUMMARY_FILE,
+    TRAINING_INFO_FILE,
+)
 
 logger = logging.getLogger(__name__)
 
 # Files of a model folder that are uploaded; everything else is left out (and listed).
 MODEL_FILES = (
     "*.safetensors", "*.safetensors.index.json", "config.json", "preprocessor_config.json", "generation_config.json",
-    CARD_FILE, "training_info.json", "metrics.json",
+    CARD_FILE, TRAINING_INFO_FILE, METRICS_FILE,
 )
-RUN_RESULT_FILES = ("summary.json", "results.md", "results.csv", "confusion_matrix.png")  # run_cv.py's, above model/
+RUN_RESULT_FILES = (SUMMARY_FILE, RESULTS_MARKDOWN_FILE, RESULTS_CSV_FILE, CONFUSION_MATRIX_FILE)  # run_cv.py's, above model/
+RESULT_TEXT_SUFFIXES = (".json", ".md", ".csv")  # results files that may name local paths
 PICKLES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 SHARD_NAME = re.compile(r"^(?P<corpus>.+)-\d{5}-of-\d{5}-[0-9a-f]{10}\.parquet$")
 MANIFEST_NAME = "voc125.json"
@@ -147,9 +160,71 @@ def model_upload_plan(model_dir: str | Path, repo_id: str) -> tuple[list[UploadI
             left_out.append(path.name)
     left_out += [f"{path.name}/" for path in sorted(model_dir.iterdir()) if path.is_dir()]
     run_dir = model_dir.parent
-    if model_dir.name == "model" and (run_dir / "summary.json").is_file():  # run_cv.py's output_dir/model/
+    if model_dir.name == MODEL_DIR and (run_dir / SUMMARY_FILE).is_file():  # run_cv.py's output_dir/model/
         items += [UploadItem(name, run_dir / name) for name in RUN_RESULT_FILES if (run_dir / name).is_file()]
-    return items, left_out
+    return without_local_paths(items), left_out
+
+
+def is_absolute_path(text: str) -> bool:
+    """`/home/me/corpora/x`, `~/x`, `C:\\data\\x`: a path of the machine that wrote the file."""
+    return PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or text.startswith("~")
+
+
+def absolute_paths(value) -> set[str]:
+    """Every string of a loaded JSON value that is an absolute path."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return set().union(*(absolute_paths(item) for item in value))
+    return {value} if isinstance(value, str) and is_absolute_path(value) else set()
+
+
+def path_replacer(paths: set[str]):
+    """A function of a loaded JSON value (or a text) that replaces each of `paths` by its last component, also inside
+    longer strings, but never inside another name (`/data` is not replaced in `/database` or `meta/data`)."""
+    names = {path: re.split(r"[\\/]", path.rstrip("/\\"))[-1] for path in paths}
+    names = {path: name for path, name in names.items() if name}  # never "/" (it would take every slash)
+    if not names:
+        return lambda value: value
+    alternatives = "|".join(re.escape(path) for path in sorted(names, key=len, reverse=True))  # longest first
+    pattern = re.compile(rf"(?<![\w.~-])(?:{alternatives})(?![\w.-])")
+
+    def replace(value):
+        if isinstance(value, dict):
+            return {key: replace(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [replace(item) for item in value]
+        return pattern.sub(lambda match: names[match.group(0)], value) if isinstance(value, str) else value
+
+    return replace
+
+
+def without_local_paths(items: list[UploadItem]) -> list[UploadItem]:
+    """The upload with every absolute path that its JSON results files hold (summary.json's `corpus_root`, a local
+    `model_name_or_path`, in `settings` too) replaced by its last component, in every text file (results.md's title
+    names the model; the card too, to be safe); other files unchanged. Results stay readable ("final",
+    "tiny-wav2vec2.json") without telling the world the training machine's folders."""
+    texts = {item.path_in_repo: item.content.decode() if isinstance(item.content, bytes) else item.content.read_text()
+             for item in items if item.path_in_repo.endswith(RESULT_TEXT_SUFFIXES)}
+    loaded = {name: json.loads(text) for name, text in texts.items() if name.endswith(".json")}
+    replace = path_replacer(set().union(*(absolute_paths(value) for value in loaded.values())))
+    public = []
+    for item in items:
+        name = item.path_in_repo
+        if name in loaded and replace(loaded[name]) != loaded[name]:
+            item = UploadItem(name, (json.dumps(replace(loaded[name]), indent=2) + "\n").encode())
+        elif name in texts and name not in loaded and replace(texts[name]) != texts[name]:
+            item = UploadItem(name, replace(texts[name]).encode())
+        public.append(item)  # a file without local paths goes up as it is
+    return public
+
+
+def warn_if_hub_token_given(training_args) -> None:
+    """`--hub_token` is a `TrainingArguments` field the uploads never use (a token on the command line ends up in
+    shell histories and job logs): say so, without the token."""
+    if getattr(training_args, "hub_token", None):
+        logger.warning("--hub_token is ignored: uploads use your huggingface_hub login (`hf auth login`) or the HF_TOKEN "
+                       "environment variable; drop --hub_token from the command")
 
 
 def push_model(model_dir: str | Path, repo_id: str, *, private: bool | None = None, commit_message: str | None = None) -> str:

@@ -7,7 +7,8 @@ setup.py maps the two folders to these package paths), so that `load_corpus("dem
 
 `shipped_dir("configs")` is that folder wherever it is; `resolve_resource("configs/cv/demo.yaml")` is the file
 as the user gave it when it exists (their own edited copy in the working directory wins), else the copy
-shipped with voc2vec.
+shipped with voc2vec. Shipped configs name other shipped files the same way (`model_name_or_path:
+configs/models/tiny-wav2vec2.json`); `shipped_config_value` resolves such a value wherever the scripts read one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path, PurePath
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKOUT_DIR = PACKAGE_DIR.parent
 SHIPPED_FOLDERS = ("data", "configs")
+SHIPPED_CONFIG_PREFIXES = ("configs/", "./configs/")
 
 
 def shipped_dir(name: str) -> Path:
@@ -46,3 +48,16 @@ def resolve_resource(path: str | os.PathLike) -> Path:
         if shipped.exists():
             return shipped
     return given
+
+
+def shipped_config_value(value):
+    """A config or flag value that names a shipped file (`configs/models/tiny-wav2vec2.json`), as the path of voc2vec's
+    copy when the working directory has none; any other value unchanged.
+
+    Only values under `configs/` are touched (a Hub id such as `facebook/wav2vec2-base` never is), and only when the
+    shipped copy is a file, so an output folder that happens to be named `configs/...` stays where the user put it.
+    """
+    if not isinstance(value, str) or not value.startswith(SHIPPED_CONFIG_PREFIXES):
+        return value
+    resolved = resolve_resource(value)  # the user's own copy in the working directory wins
+    return str(resolved) if resolved.is_file() else value
