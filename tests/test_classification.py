@@ -155,3 +155,18 @@ def test_push_to_hub_needs_a_repository_name(tone_csv, tmp_path, capsys):
     argv = ["--dataset_name", "csv", "--data_files", str(tone_csv), "--push_to_hub", *fast_training_flags(tmp_path / "run", tmp_path)]
     assert run_classification.main(argv) == 2
     assert "--hub_model_id" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_are_kept_in_the_output_folder(tone_csv, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    output_dir = tmp_path / "run"
+    argv = ["--dataset_name", "csv", "--data_files", str(tone_csv), "--speaker_column", "speaker", "--test_fraction", "0.25",
+            "--validation_fraction", "0.34", "--report_to", "tensorboard", *fast_training_flags(output_dir, tmp_path / "cache")]
+    assert run_classification.main(argv) == 0
+    assert not (output_dir / "checkpoints").exists()  # where the Trainer would have put them, deleted after training
+    events = EventAccumulator(str(output_dir / "logs"))
+    events.Reload()
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert [event.value for event in events.Scalars("eval/uar")] == pytest.approx([metrics["validation"]["uar"]], rel=1e-6)

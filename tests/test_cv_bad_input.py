@@ -52,6 +52,14 @@ def expect_error(capsys, exit_code, *needles):
     (["--splits_csv", "no/such.csv"], ["--splits_csv", "no/such.csv"]),
     (["--config_overrides", "{conv_dim: 3"], ["--config_overrides", "JSON"]),
     (["--config_overrides", '{"no_such_field": 1}'], ["--config_overrides", "no_such_field"]),
+    (["--config_overrides", '{"hidden_size": "big"}'], ["--config_overrides", "hidden_size", "'big'"]),
+    (["--config_overrides", '{"conv_dim": [16, 16]}'], ["--config_overrides", "inconsistent", "conv_dim"]),
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--report_to", "tensorbord"], ["--report_to", "'tensorbord'", "did you mean tensorboard"]),
+    (["--weight_decay", "-0.1"], ["--weight_decay", "-0.1"]),
+    (["--num_train_epochs", "inf"], ["--num_train_epochs", "inf"]),
+    (["--warmup_steps", "1.5"], ["--warmup_steps", "1.5"]),
+    (["--num_folds", "5", "10"], ["--num_folds takes one value, got 5 10"]),
     (["--metric_for_best_model", "accuracyy"], ["--metric_for_best_model", "accuracyy"]),
     (["--push_to_hub"], ["--push_to_hub", "--hub_model_id"]),
     (["--method", "probe", "--push_to_hub", "--hub_model_id", "org/name"], ["--push_to_hub", "probe keeps no model"]),
@@ -82,6 +90,38 @@ def test_bad_config_files_name_the_file_and_the_problem(tmp_path, capsys, text, 
     assert str(config) in err
 
 
+def test_a_json_config_syntax_error_names_the_file_and_line(tmp_path, capsys):
+    config = tmp_path / "bad.json"
+    config.write_text('{\n  "num_folds": 3,\n  "protocol": \n}\n')
+    err = expect_error(capsys, run_cv.main([str(config), "--output_dir", str(tmp_path / "run")]), "invalid JSON at line 4")
+    assert str(config) in err
+
+
+def test_a_tracker_that_is_not_installed_is_refused_at_parse_time(tone_csv, tmp_path, capsys, monkeypatch):
+    import transformers.integrations
+
+    monkeypatch.setattr(transformers.integrations, "get_available_reporting_integrations", lambda: [])
+    output_dir = tmp_path / "run"
+    expect_error(capsys, run_cv.main(cv_flags(tone_csv, output_dir, tmp_path / "cache", "--report_to", "tensorboard")),
+                 "tracker 'tensorboard' is not installed (--report_to)")
+    assert not output_dir.exists()
+
+
+def test_a_read_only_corpus_cache_is_named_by_its_option(tone_csv, tmp_path, capsys):
+    from corpus_fixtures import permissions_enforced
+
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        with permissions_enforced():
+            exit_code = run_cv.main(cv_flags(tone_csv, tmp_path / "run", read_only / "cache"))
+    finally:
+        read_only.chmod(0o755)
+    expect_error(capsys, exit_code, "not writable", f"--corpus_cache_dir {read_only / 'cache'}")
+
+
+@pytest.mark.slow
 def test_resuming_with_other_training_settings_is_refused(tone_csv, tmp_path, capsys, monkeypatch):
     output_dir = tmp_path / "run"
     # A run whose first fold finished: what resume would otherwise average with the new settings.
@@ -92,12 +132,21 @@ def test_resuming_with_other_training_settings_is_refused(tone_csv, tmp_path, ca
                                                     "--learning_rate", "0.01")), "--num_train_epochs: 1.0 -> 3.0",
                        "--learning_rate: 0.001 -> 0.01", "use a new --output_dir")
     assert "model_name_or_path" not in err  # only what differs is named
-    # Settings that do not change results (evaluation batch size, logging) may change on resume.
+    for flags, needle in ((["--eval_delay", "1"], "--eval_delay: 0 -> 1.0"),
+                          (["--lr_scheduler_kwargs", '{"power": 2.0}'], "--lr_scheduler_kwargs"),
+                          (["--dataloader_drop_last", "true"], "--dataloader_drop_last: False -> True"),
+                          (["--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2"],
+                           "--eval_steps: None -> 2")):
+        expect_error(capsys, run_cv.main(cv_flags(tone_csv, output_dir, tmp_path / "cache", *flags)), needle)
+    # Settings that do not change results (evaluation batch size, logging, step counts of a strategy not in use)
+    # may change on resume.
     monkeypatch.undo()
-    assert run_cv.main(cv_flags(tone_csv, output_dir, tmp_path / "cache", "--per_device_eval_batch_size", "3", "--fold", "1")) == 0
+    assert run_cv.main(cv_flags(tone_csv, output_dir, tmp_path / "cache", "--per_device_eval_batch_size", "3",
+                                "--eval_steps", "7", "--fold", "1")) == 0
 
 
-def test_a_fold_that_fills_the_disk_leaves_no_checkpoints_behind(tone_csv, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_fold_that_fills_the_disk_leaves_no_checkpoints_behind(tone_csv, tmp_path, capsys, monkeypatch):
     real_train = voc2vec.finetune.FineTuningTrainer.train
 
     def full_disk(self, *args, **kwargs):
@@ -107,9 +156,11 @@ def test_a_fold_that_fills_the_disk_leaves_no_checkpoints_behind(tone_csv, tmp_p
     monkeypatch.setattr(voc2vec.finetune.FineTuningTrainer, "train", full_disk)
     output_dir = tmp_path / "run"
     assert run_cv.main(cv_flags(tone_csv, output_dir, tmp_path / "cache", "--num_folds", "2")) == 1
+    logged = capsys.readouterr().err
     for fold in range(2):
         folder = output_dir / f"fold_{fold:02d}"
-        assert "No space left" in json.loads((folder / "failed.json").read_text())["error"]
+        message = f"no space left on device ({folder})"  # the folder, not a bare [Errno 28]
+        assert message in json.loads((folder / "failed.json").read_text())["error"] and message in logged
         assert not (folder / "checkpoints").exists()
 
 
@@ -135,6 +186,7 @@ def test_a_run_that_stops_before_training_keeps_no_splits(tone_csv, tmp_path, ca
     assert not (output_dir / "splits.csv").exists() and not (output_dir / "cv_config.json").exists()
 
 
+@pytest.mark.slow
 def test_a_float_file_full_of_nan_is_skipped_and_reported_not_a_stopped_run(tone_csv, tmp_path, capsys):
     corpus = tmp_path / "corpus"
     rows = pd.read_csv(tone_csv)

@@ -3,6 +3,7 @@ its real reason, every folder that is not the corpus asked for is refused with t
 unwritable cache or a full disk is one line naming the folder, never a traceback."""
 
 import errno
+import json
 import pickle
 import shlex
 from pathlib import Path
@@ -66,6 +67,20 @@ def test_broken_and_looping_links_are_reported_and_the_rest_prepared(tmp_path, c
     mended, report = load_corpus("donateacry", data_dir=root, cache_dir=cache_dir, return_report=True, verbose=False)
     assert HUNGRY.format(1) in {Path(path).name for path in mended["path"]}
     assert set(reasons(report)) == {HUNGRY.format(2), HUNGRY.format(3), "deleted.wav"}
+
+
+def test_the_saved_report_holds_paths_relative_to_the_corpus_folder(tmp_path, cache_dir, capsys):
+    root = write_donateacry(tmp_path / "corpus")
+    stray = Path("donateacry-corpus/donateacry_corpus_cleaned_and_updated_data/hungry/stray.wav")
+    write_wav(root / stray)  # not a Donate A Cry name: skipped
+    _, report = load_corpus("donateacry", data_dir=root, cache_dir=cache_dir, return_report=True)
+
+    saved = json.loads(next(Path(cache_dir).rglob(corpora.REPORT_FILE)).read_text())
+    assert saved["root"] == str(root.resolve())  # recorded once
+    assert [item["path"] for item in saved["skipped"]] == [stray.as_posix()]
+    assert f"skipped {root.resolve() / stray}: " in capsys.readouterr().err  # printed whole, to find the file
+    _, cached = load_corpus("donateacry", data_dir=root, cache_dir=cache_dir, return_report=True, verbose=False)
+    assert cached == report  # read back from the cache as it was made
 
 
 # ---- float wav holding NaN / Inf --------------------------------------------------------------------------

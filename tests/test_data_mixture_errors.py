@@ -51,6 +51,8 @@ CASES = {
     "per-corpus typo": ("corpora:\n  nnime:\n    data_dri: DATA\n", ["unknown key(s) data_dri (corpora: nnime)", "did you mean 'data_dir'?"]),
     "top-level typo": ("num_procs: 2\ncorpora:\n  nnime: {data_dir: DATA}\n", ["unknown key(s) num_procs", "did you mean 'num_proc'?"]),
     "unknown corpus": ("corpora:\n  nnim: {data_dir: DATA}\n", ["unknown corpus 'nnim' (corpora: nnim)", "did you mean 'nnime'?"]),
+    "unknown config": ("corpora:\n  nnime:\n    data_dir: DATA\n    config: nosuch\n",
+                       ["config 'nosuch' does not exist (corpora: nnime: config)", "the configs of nnime are default"]),
 }
 
 

@@ -22,7 +22,8 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy, Scheduler
 from transformers.training_args import OptimizerNames
 
 from voc2vec.config_files import CONFIG_FILE_SUFFIXES, read_config_file, suggestions
-from voc2vec.errors import UserError
+from voc2vec.errors import UserError, check_writable_dir
+from voc2vec.resources import shipped_config_value
 
 PROTOCOL_NAMES = ("auto", "speaker-cv", "voc2vec-paper", "official", "holdout", "leave-one-speaker-out", "splits-csv")
 
@@ -88,10 +89,12 @@ class ModelArguments:
         default="weighted",
         metadata={"help": "Probing: 'weighted' (a learned softmax-weighted sum of all hidden layers), 'last', or a layer index."},
     )
-    probe_head: Literal["linear", "mlp", "logreg"] = field(
-        default="linear",
+    probe_head: Literal["linear", "mlp", "logreg"] | None = field(
+        default=None,
         metadata={"help": "Probing: the head on the pooled embedding: 'linear', 'mlp' (two linear layers with ReLU), or "
-                  "'logreg' (scikit-learn logistic regression on one layer, C chosen on the validation split)."},
+                  "'logreg' (scikit-learn logistic regression on one layer, C chosen on the validation split). "
+                  "Default: 'mlp' for a feature baseline (opensmile:, emotion2vec:; the voc2vec paper's head), "
+                  "'linear' for an encoder's layers (SUPERB's probe); metrics.json's 'method' names the one used."},
     )
     probe_pooling: Literal["mean", "mean_std"] = field(
         default="mean", metadata={"help": "Probing: pooling over each clip's true frames (mean, or mean and std)."}
@@ -165,6 +168,8 @@ class DataArguments:
         if self.data_files is not None:
             missing = [path for path in self.data_files if not Path(path).expanduser().is_file()]
             require(not missing, "--data_files", f"no such file: {', '.join(missing)}", "check the CSV path")
+        if self.corpus_cache_dir is not None:  # named by its option here; deeper down it is only a cache_dir
+            check_writable_dir(self.corpus_cache_dir, "--corpus_cache_dir")
 
     def loader_options(self) -> dict:
         """The generic loaders' options that were given, as `load_corpus` keyword arguments."""
@@ -282,15 +287,41 @@ class FineTuningTrainingArguments(TrainingArguments):
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers to report to."})
 
     def __post_init__(self):
-        require(self.num_train_epochs > 0 or self.max_steps > 0, "--num_train_epochs",
-                f"must be positive, got {self.num_train_epochs}", "pass the number of epochs to train, e.g. 50")
+        require(math.isfinite(self.num_train_epochs) and (self.num_train_epochs > 0 or self.max_steps > 0), "--num_train_epochs",
+                f"must be a positive number, got {self.num_train_epochs}", "pass the number of epochs to train, e.g. 50")
         require(self.learning_rate > 0, "--learning_rate", f"must be positive, got {self.learning_rate}", "pass e.g. 1e-4")
+        require(self.weight_decay >= 0, "--weight_decay", f"must be 0 or more, got {self.weight_decay}", "pass e.g. 0.01 or 0")
         for option in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             require(getattr(self, option) >= 1, f"--{option}", f"must be at least 1, got {getattr(self, option)}", "pass 1 or more")
-        require(self.warmup_steps >= 0, "--warmup_steps", f"must be 0 or more, got {self.warmup_steps}", "pass e.g. 500 or 0.1")
+        # transformers reads a float >= 1 as a step count and drops its fraction: 1.5 would silently become 1 step.
+        require(self.warmup_steps >= 0 and (self.warmup_steps < 1 or float(self.warmup_steps).is_integer()), "--warmup_steps",
+                f"must be a whole number of steps or a share of all steps below 1, got {self.warmup_steps}", "pass e.g. 500 or 0.1")
+        for option in ("seed", "data_seed"):  # numpy's and scikit-learn's seeds are unsigned 32-bit
+            value = getattr(self, option)
+            require(value is None or 0 <= value < 2**32, f"--{option}", f"must be in [0, 2**32), got {value}", "pass e.g. 42")
+        check_report_to(self.report_to)
         require(not self.push_to_hub or bool(self.hub_model_id), "--push_to_hub", "needs the repository to create or update",
                 "add --hub_model_id ORG/NAME")
         super().__post_init__()
+
+
+def check_report_to(report_to: None | str | list[str]) -> None:
+    """Every tracker of --report_to is one transformers knows and this environment has installed: a misspelt
+    (`tensorbord`) or missing one would otherwise fail every fold, after the audio is decoded."""
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    installed = get_available_reporting_integrations()
+    choices = f"use one of the installed trackers ({', '.join(installed) or 'none installed'}), all, or none"
+    for name in [report_to] if isinstance(report_to, str) or report_to is None else report_to:
+        if name in (None, "none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise UserError(f"unknown tracker {name!r}", where="--report_to",
+                            fix=f"{suggestions([name], set(INTEGRATION_TO_CALLBACK))}; {choices}")
+        if name not in installed:
+            raise UserError(f"tracker {name!r} is not installed", where="--report_to",
+                            fix=f"install {name} (its Python package), or {choices}")
 
 
 def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
@@ -320,6 +351,7 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
             )
         check_config_value_shapes(config, parser, argv[0])
         argv = config_to_flags(config) + argv[1:]
+    argv = [shipped_config_value(token) for token in argv]  # --model_name_or_path configs/models/... outside the checkout
     try:
         *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except UserError:
@@ -327,6 +359,11 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
     except (ValueError, TypeError) as error:  # raised by a dataclass's __post_init__ (ours or TrainingArguments')
         raise UserError(str(error).strip().splitlines()[0], where=source, fix="change that setting") from error
     if remaining:
+        several = option_given_several_values(parser, argv)
+        if several:  # `--num_folds 5 10`: argparse takes 5 and leaves 10 over as if it were an argument of its own
+            option, values = several
+            raise UserError(f"{option} takes one value, got {' '.join(values)}", where=source,
+                            fix=f"give one value, e.g. {option} {values[0]}")
         known = {action.dest for action in parser._actions}
         flags = [item for item in remaining if item.startswith("-")] or remaining
         raise UserError(
@@ -338,6 +375,31 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
         # Which fields the user chose (in the config file or as flags), as opposed to dataclass defaults.
         arguments.explicit_fields = frozenset(field.name for field in dataclasses.fields(arguments) if field.name in given)
     return (*parsed, grid)
+
+
+def option_given_several_values(parser: HfArgumentParser, argv: list[str]) -> tuple[str, list[str]] | None:
+    """The first option of one value that `argv` gives more (`--num_folds 5 10` -> ("--num_folds", ["5", "10"]))."""
+    option, values = None, []
+    for token in [*argv, "--"]:
+        if is_option_token(token):
+            if option is not None and len(values) > 1:
+                return option, values
+            action = parser._option_string_actions.get(token)
+            option, values = (token if action is not None and action.nargs is None else None), []
+        else:
+            values.append(token)
+    return None
+
+
+def is_option_token(token: str) -> bool:
+    """`--name` (or `--name=value`), not a negative number such as -1 or -1e-4."""
+    if not token.startswith("-"):
+        return False
+    try:
+        float(token)
+        return False
+    except ValueError:
+        return True
 
 
 def given_option_names(parser: HfArgumentParser, argv: list[str]) -> set[str]:

@@ -72,19 +72,33 @@ class SkippedFile:
 
 @dataclass
 class CorpusReport:
-    """What preparation kept and what it skipped, file by file: printed, returned, and saved beside the cache."""
+    """What preparation kept and what it skipped, file by file: printed, returned, and saved beside the cache.
+
+    Skipped paths are stored relative to `root`, the corpus folder recorded once (the folder splits.csv's paths are
+    relative to), so a saved report can be shared and moved; a path outside it stays absolute. Printed, each path is
+    whole again, so the user can open the file at once.
+    """
 
     corpus: str
     config: str
     kept: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
+    root: str | None = None
 
     def skip(self, path: str | os.PathLike, reason: str) -> None:
-        self.skipped.append(SkippedFile(os.fspath(path), reason))
+        self.skipped.append(SkippedFile(self.relative(path), reason))
+
+    def relative(self, path: str | os.PathLike) -> str:
+        path = os.fspath(path)
+        if self.root and os.path.isabs(path):
+            relative = os.path.relpath(path, self.root)
+            if not relative.startswith(".."):
+                return Path(relative).as_posix()
+        return path
 
     def __str__(self) -> str:
         lines = [f"{self.corpus} ({self.config}): {self.kept} clips kept, {len(self.skipped)} skipped"]
-        lines += [f"  skipped {item.path}: {item.reason}" for item in self.skipped]
+        lines += [f"  skipped {os.path.join(self.root or '', item.path)}: {item.reason}" for item in self.skipped]
         return "\n".join(lines)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -93,7 +107,7 @@ class CorpusReport:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CorpusReport":
         data = json.loads(Path(path).read_text())
-        return cls(data["corpus"], data["config"], data["kept"], [SkippedFile(**item) for item in data["skipped"]])
+        return cls(data["corpus"], data["config"], data["kept"], [SkippedFile(**item) for item in data["skipped"]], data.get("root"))
 
 
 @dataclass
@@ -243,6 +257,7 @@ class VocalizationBuilder(datasets.GeneratorBasedBuilder):
         self.report = CorpusReport(corpus=self.dataset_name, config=self.config.name)
         root = self.find_root(self.checked_data_dir()) if self.REQUIRES_DATA_DIR else self.find_root(None)
         self.root = root  # parse may read a file's folders relative to it
+        self.report.root = self.report_root(root)
         files_per_split = self.split_files(root)
         if not any(files_per_split.values()):
             raise self.layout_error(f"no audio files found under '{root}'.")
@@ -250,6 +265,19 @@ class VocalizationBuilder(datasets.GeneratorBasedBuilder):
             datasets.SplitGenerator(name=split, gen_kwargs={"files": files, "split": split, "root": root})
             for split, files in files_per_split.items()
         ]
+
+    def report_root(self, root: Path | None) -> str | None:
+        """The folder the report's paths are relative to, the one result files use (`voc2vec.tasks.corpus_root`):
+        the csv loader's audio_root, the user's data_dir (not the corpus root found inside it), the first CSV's
+        folder, or the loader's own root (the generated demo)."""
+        if getattr(self.config, "audio_root", None) and root is not None:
+            return os.fspath(root)
+        if self.config.data_dir:
+            return os.fspath(Path(self.config.data_dir).expanduser().resolve())
+        csv_files = [file for files in (self.config.data_files or {}).values() for file in files]
+        if csv_files:
+            return os.fspath(Path(csv_files[0]).expanduser().resolve().parent)
+        return os.fspath(root) if root is not None else None
 
     def _generate_examples(self, files: Iterable[Path], split: str, root: Path) -> Iterator[tuple[str, dict]]:
         # One bad file is recorded and passed over: it never costs the files read before or after it.

@@ -13,17 +13,19 @@ traceback for it. Anything else is a bug and keeps its traceback.
 
 `os_error_to_user_error` turns the operating system's "no space left" / "permission denied" / "read-only file
 system" into a `UserError` that names the folder, so a full disk never surfaces as `basic_ios::clear` or a bare
-`OSError`. `check_writable_dir` finds an unwritable output or cache folder before any work starts.
+`OSError` (`os_errors_as_user_errors` does it for a block of work, such as a fold). `check_writable_dir` finds an
+unwritable output or cache folder before any work starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
@@ -68,6 +70,19 @@ def os_error_to_user_error(error: OSError, path: str | os.PathLike | None = None
         return UserError("not writable (permission denied or read-only)", where=folder,
                          fix="choose a folder you can write to, or change its permissions")
     return None
+
+
+@contextlib.contextmanager
+def os_errors_as_user_errors(folder: str | os.PathLike) -> Iterator[None]:
+    """Within the block, a full disk or a refused write is a `UserError` naming the file's folder (or `folder`, when
+    the error names no file): "no space left on device (<folder>)", not a bare `[Errno 28]`. Other errors pass."""
+    try:
+        yield
+    except OSError as error:
+        converted = None if isinstance(error, UserError) else os_error_to_user_error(error, None if error.filename else folder)
+        if converted is None:
+            raise
+        raise converted from error
 
 
 def check_writable_dir(path: str | os.PathLike, option: str) -> Path:

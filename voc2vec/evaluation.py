@@ -17,7 +17,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from voc2vec.errors import UserError
+from voc2vec.baselines.sources import resolve_probe_head
+from voc2vec.errors import UserError, os_errors_as_user_errors
 from voc2vec.finetune import Split, best_model_metric, finetune
 from voc2vec.metrics import classification_metrics, confusion_matrix, regression_metrics
 from voc2vec.models import check_model_source, method_description
@@ -28,13 +29,18 @@ from voc2vec.tasks import CLASSIFICATION, TaskCorpus, decode_task_corpus, load_t
 logger = logging.getLogger(__name__)
 
 # Training arguments that change a fold's result, and so are part of a run's identity (cv_config.json). Logging,
-# output, evaluation batch size (scores are batch-independent) and hub settings are not.
+# output, evaluation batch size (scores are batch-independent), hub settings and speed-only settings (torch_compile,
+# gradient checkpointing, data loader workers) are not; tf32 is, as fp16 and bf16 are: it lowers matmul precision.
 RESULT_TRAINING_SETTINGS = (
     "seed", "data_seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "weight_decay", "adam_beta1", "adam_beta2",
-    "adam_epsilon", "optim", "max_grad_norm", "metric_for_best_model", "eval_strategy", "save_strategy",
-    "load_best_model_at_end", "label_smoothing_factor", "fp16", "bf16", "full_determinism",
+    "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "weight_decay",
+    "adam_beta1", "adam_beta2", "adam_epsilon", "optim", "optim_args", "max_grad_norm", "metric_for_best_model",
+    "eval_strategy", "eval_delay", "save_strategy", "load_best_model_at_end", "label_smoothing_factor", "fp16", "bf16",
+    "tf32", "full_determinism", "dataloader_drop_last", "train_sampling_strategy",
 )
+# Settings that count only under a strategy: which steps are evaluated (early stopping and the best checkpoint) and
+# saved (only a saved step can be the best checkpoint). Under "epoch" they do nothing, and may change on resume.
+STEP_SETTINGS = {"eval_steps": "eval_strategy", "save_steps": "save_strategy"}
 # Model/data/protocol fields that name where things are rather than what is computed.
 LOCATION_FIELDS = ("data_dir", "data_files", "audio_root", "corpus_cache_dir", "model_cache_dir", "splits_csv")
 
@@ -80,6 +86,7 @@ def plan_evaluation(model_args, data_args, protocol_args, training_args, single_
     assignment = protocol.assign(corpus)
     runs = protocol.splits(corpus, assignment)
     model_config, feature_extractor = check_model_source(model_args)
+    model_args.probe_head = resolve_probe_head(model_args, corpus.task)  # its default depends on the source
     probing = model_args.method == "probe" or is_feature_baseline(model_args.model_name_or_path)
     if probing and training_args.push_to_hub:
         raise UserError("a probe keeps no model to publish (a frozen encoder plus a small head)", where="--push_to_hub",
@@ -96,9 +103,15 @@ def result_settings(model_args, data_args, protocol_args, training_args) -> dict
             if field.name not in LOCATION_FIELDS:
                 settings[field.name] = getattr(arguments, field.name)
     for name in RESULT_TRAINING_SETTINGS:
-        value = getattr(training_args, name)
-        settings[name] = value.value if hasattr(value, "value") else value  # enums as their names
+        settings[name] = setting_value(training_args, name)
+    for name, strategy in STEP_SETTINGS.items():
+        settings[name] = getattr(training_args, name) if setting_value(training_args, strategy) == "steps" else None
     return settings
+
+
+def setting_value(training_args, name: str):
+    value = getattr(training_args, name)
+    return value.value if hasattr(value, "value") else value  # enums as their names
 
 
 def decode(plan: EvaluationPlan, data_args) -> datasets.Dataset:
@@ -127,8 +140,9 @@ def run_split(
         train = finetune
     else:
         from voc2vec.baselines import probe as train  # frozen encoders and feature baselines (voc2vec/baselines/)
-    result = train(corpus, decoded, split, model_args, data_args, training_args, plan.feature_extractor,
-                   plan.model_config, work_dir=folder, uar_over=plan.protocol.uar_over, log_prefix=log_prefix)
+    with os_errors_as_user_errors(folder):  # a full disk in a fold: "no space left" and the folder, in failed.json too
+        result = train(corpus, decoded, split, model_args, data_args, training_args, plan.feature_extractor,
+                       plan.model_config, work_dir=folder, uar_over=plan.protocol.uar_over, log_prefix=log_prefix)
     metrics = {
         "task": corpus.task,
         "dataset": corpus.name,
@@ -161,9 +175,11 @@ def run_split(
     elif save_model_dir is not None:
         info = {key: metrics[key] for key in ("dataset", "model_name_or_path", "method", "head", "protocol", "evaluated_on", "num_clips", "test")}
         info["training_hyperparameters"] = run_hyperparameters(model_args, data_args, training_args)
-        save_model(result.model, plan.feature_extractor, Path(save_model_dir), info | (extra_metadata or {}))
+        with os_errors_as_user_errors(save_model_dir):
+            save_model(result.model, plan.feature_extractor, Path(save_model_dir), info | (extra_metadata or {}))
         metrics["saved_model"] = str(save_model_dir)
-    write_fold_results(folder, metrics, predictions_table(corpus, split.test, outputs))
+    with os_errors_as_user_errors(folder):
+        write_fold_results(folder, metrics, predictions_table(corpus, split.test, outputs))
     return metrics
 
 
@@ -178,8 +194,9 @@ def publish_model(model_dir: Path, results: Path, model_args, data_args, trainin
     """The model folder's card (`README.md`, every number read from `results`), and its upload to the Hub with
     `--push_to_hub --hub_model_id ORG/NAME` (token from huggingface_hub's login or HF_TOKEN)."""
     from voc2vec.cards import write_classifier_card
-    from voc2vec.hub import push_model
+    from voc2vec.hub import push_model, warn_if_hub_token_given
 
+    warn_if_hub_token_given(training_args)
     repo_id = training_args.hub_model_id if training_args.push_to_hub else None
     card = write_classifier_card(model_dir, results, run_hyperparameters(model_args, data_args, training_args), repo_id=repo_id)
     logger.info("model card: %s", card)

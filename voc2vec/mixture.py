@@ -32,9 +32,9 @@ What `prepare_mixture` does, corpus by corpus:
 
 Mistakes in the config are refused before any work, each as one line `error: <what> (<file: key>). Fix: <how>`
 with exit code 2: a missing file, a YAML error (with its line), an unknown key at the top or in a corpus (with a
-did-you-mean), a value of the wrong kind (`num_proc: four`, a list where a mapping belongs), an unknown corpus,
-an empty data_dir, a data_dir that holds another corpus, a read-only output or cache folder. A disk that fills
-while shards are written stops the run with "no space left" and the folder; the finished shards stay.
+did-you-mean), a value of the wrong kind (`num_proc: four`, a list where a mapping belongs), an unknown corpus or
+config, an empty data_dir, a data_dir that holds another corpus, a read-only output or cache folder. A disk that
+fills while shards are written stops the run with "no space left" and the folder; the finished shards stay.
 
 Columns: `corpus` (str), `source_path` (str, relative to the corpus's data_dir), `offset` (float64 s in the
 source), `duration` (float32 s of the segment), `speaker` (str, "" when none), `audio` (binary: FLAC,
@@ -403,6 +403,10 @@ def corpus_options(corpus: str, options: Mapping[str, Any] | str | os.PathLike |
     if unknown:
         raise UserError(f"unknown key(s) {', '.join(map(str, unknown))}", where=where,
                         fix=f"{' '.join(_did_you_mean(key, known) for key in unknown)}the keys {corpus} takes are {', '.join(sorted(known))}")
+    configs = [config.name for config in cls.BUILDER_CONFIGS]
+    if options.get("config") is not None and configs and options["config"] not in configs:
+        raise UserError(f"config '{options['config']}' does not exist", where=f"{where}: config",
+                        fix=f"{_did_you_mean(options['config'], configs)}the configs of {corpus} are {', '.join(configs)}")
     data_dir = options.get("data_dir")
     if data_dir is None or (isinstance(data_dir, str) and not data_dir.strip()):
         if cls.REQUIRES_DATA_DIR:

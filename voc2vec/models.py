@@ -19,6 +19,7 @@ import json
 import logging
 import os
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import (
     ASTFeatureExtractor,
     AutoConfig,
@@ -69,21 +70,7 @@ def check_model_source(model_args):
             "config.json, or a model config file such as configs/models/tiny-wav2vec2.json",
         ) from error
     if model_args.config_overrides:
-        if not is_config_file(source):
-            raise ModelLoadError("--config_overrides applies to random initialization from a model config file only",
-                                 where="--config_overrides", fix="drop it, or pass a config file as --model_name_or_path")
-        try:
-            overrides = json.loads(model_args.config_overrides)
-        except json.JSONDecodeError as error:
-            raise ModelLoadError(f"not a JSON object: {error.msg}", where="--config_overrides",
-                                 fix="write it as '{\"field\": value}'") from error
-        if not isinstance(overrides, dict):
-            raise ModelLoadError("not a JSON object", where="--config_overrides", fix="write it as '{\"field\": value}'")
-        unknown = [key for key in overrides if not hasattr(config, key)]
-        if unknown:
-            raise ModelLoadError(f"{type(config).__name__} has no field(s) {unknown}", where="--config_overrides",
-                                 fix="use fields of the model config")
-        config.update(overrides)
+        apply_config_overrides(config, source, model_args.config_overrides)
     if model_args.head == "lstm" and model_args.method == "finetune" and is_spectrogram_model(config):
         raise UserError(f"the LSTM head takes waveform encoders, and {config.model_type} takes spectrograms",
                         where="--head lstm", fix="use --head standard, or --method probe")
@@ -93,6 +80,38 @@ def check_model_source(model_args):
             raise UserError("logistic regression fits one layer; the weighted sum of layers is learnt by the torch heads",
                             where="--probe_head logreg", fix="pass --probe_layer last (or an index), or --probe_head linear")
     return config, load_feature_extractor(source, config, model_args.model_cache_dir)
+
+
+def apply_config_overrides(config, source: str, overrides_text: str) -> None:
+    """`--config_overrides` (a JSON object) applied to `config`, every mistake a `ModelLoadError` naming the option: not
+    a config file, not JSON, an unknown field, a value of the wrong type (named by its key), fields that disagree."""
+    if not is_config_file(source):
+        raise ModelLoadError("--config_overrides applies to random initialization from a model config file only",
+                             where="--config_overrides", fix="drop it, or pass a config file as --model_name_or_path")
+    try:
+        overrides = json.loads(overrides_text)
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"not a JSON object: {error.msg}", where="--config_overrides",
+                             fix="write it as '{\"field\": value}'") from error
+    if not isinstance(overrides, dict):
+        raise ModelLoadError("not a JSON object", where="--config_overrides", fix="write it as '{\"field\": value}'")
+    unknown = [key for key in overrides if not hasattr(config, key)]
+    if unknown:
+        raise ModelLoadError(f"{type(config).__name__} has no field(s) {unknown}", where="--config_overrides",
+                             fix="use fields of the model config")
+    for key, value in overrides.items():  # one at a time, so a refused value is named by its key
+        try:
+            config.update({key: value})
+        except (StrictDataclassError, TypeError, ValueError) as error:  # a value of the wrong type (strict configs)
+            cause = error.__cause__ or error
+            raise ModelLoadError(f"{key}: {value!r} refused ({cause})", where="--config_overrides",
+                                 fix=f"give {key} a value of the type {type(config).__name__} takes") from error
+    try:  # fields that must agree (conv_dim, conv_stride, conv_kernel, num_feat_extract_layers): here, not in every fold
+        getattr(config, "validate", lambda: None)()
+    except (StrictDataclassError, ValueError) as error:
+        cause = error.__cause__ or error
+        raise ModelLoadError(f"the config with these overrides is inconsistent: {str(cause).splitlines()[0]}",
+                             where="--config_overrides", fix="change the fields that must agree together") from error
 
 
 def num_hidden_states(config) -> int:
@@ -175,7 +194,13 @@ def head_description(model) -> str:
 
 def build_model(model_args, corpus: TaskCorpus, config):
     """The encoder with its head, labels named after the corpus's classes (or targets). The loss is not the
-    model's: `voc2vec.losses.TaskLoss` computes it for every head alike."""
+    model's: `voc2vec.losses.TaskLoss` computes it for every head alike.
+
+    Whisper fine-tunes as the stock `WhisperForAudioClassification`, so a saved model loads with
+    `AutoModelForAudioClassification` and gives the Hub's scores: like transformers, it mean-pools its whole fixed
+    window (30 s for real checkpoints), padding included. Each clip is padded to that window on its own (the
+    feature extractor, per clip), so its scores do not depend on its batch mates; probing and `voc2vec embed` pool
+    the clip's true frames only."""
     source = model_args.model_name_or_path
     id2label = dict(enumerate(corpus.label_names))
     label2id = {name: class_id for class_id, name in id2label.items()}
