@@ -25,12 +25,16 @@ import traceback
 import uuid
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch
+from scipy.special import softmax
 
 from voc2vec.errors import UserError
-from voc2vec.tasks import CLASSIFICATION, TaskCorpus
+
+if TYPE_CHECKING:  # the corpus and model modules pull in datasets and torch; cards and uploads need only the names
+    from voc2vec.tasks import TaskCorpus
 
 CV_CONFIG_FILE = "cv_config.json"
 SPLITS_FILE = "splits.csv"
@@ -92,6 +96,8 @@ def _json_default(value):
 
 def splits_table(corpus: TaskCorpus, assignment: np.ndarray, runs: dict) -> pd.DataFrame:
     """One row per clip: where it is tested (`fold`), and its role (train / validation / test / -) in each run."""
+    from voc2vec.tasks import CLASSIFICATION  # here, not at the top: uploads and cards import this module for its names
+
     table = pd.DataFrame({
         "path": corpus.relative_paths(),
         "speaker": corpus.speakers,
@@ -146,10 +152,12 @@ def write_or_check_run_config(path: Path, config: dict) -> None:
 
 def predictions_table(corpus: TaskCorpus, rows: np.ndarray, outputs: np.ndarray) -> pd.DataFrame:
     """One line per scored clip: path, speaker, the truth, the prediction, and class probabilities (or values)."""
+    from voc2vec.tasks import CLASSIFICATION
+
     paths = corpus.relative_paths()
     table = pd.DataFrame({"path": [paths[row] for row in rows], "speaker": [corpus.speakers[row] for row in rows]})
     if corpus.task == CLASSIFICATION:
-        probabilities = torch.softmax(torch.from_numpy(np.asarray(outputs, dtype=np.float32)), dim=-1).numpy()
+        probabilities = softmax(np.asarray(outputs, dtype=np.float32), axis=-1)
         table["label"] = [corpus.label_names[class_id] for class_id in corpus.targets[rows]]
         table["prediction"] = [corpus.label_names[class_id] for class_id in np.asarray(outputs).argmax(axis=-1)]
         for class_id, name in enumerate(corpus.label_names):
