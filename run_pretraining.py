@@ -32,6 +32,7 @@ from accelerate.utils import (
     DistributedType,
     LoggerType,
     ProjectConfiguration,
+    TorchDynamoPlugin,
     set_seed,
 )
 from tqdm.auto import tqdm
@@ -44,9 +45,11 @@ from transformers import (
 from voc2vec.arguments import parse_arguments as parse_config_and_flags
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error
 from voc2vec.pretraining.batching import (
+    LENGTH_TOTALS,
     DurationBucketBatchSampler,
     MaskedPretrainingCollator,
     batch_length_shares,
+    length_shares,
 )
 from voc2vec.pretraining.checkpoints import (
     checkpoint_bytes,
@@ -57,7 +60,6 @@ from voc2vec.pretraining.data import (
     AudioClipDataset,
     decode_audio_value,
     load_pretraining_dataset,
-    normalize_audio,
 )
 from voc2vec.pretraining.loss_normalization import count_masked_frames, loss_multiplier
 from voc2vec.pretraining.monitoring import (
@@ -220,7 +222,13 @@ class PretrainingArguments:
         default="auto",
         metadata={"help": "no, fp16 or bf16; 'auto': the accelerate config's if it names one, else bf16 on GPUs that have it, fp16 on older GPUs, no on CPU."},
     )
-    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile (inductor); pays off on long GPU runs."})
+    torch_compile: bool = field(
+        default=False,
+        metadata={"help": "Compile the model with torch.compile, with dynamic shapes (every batch has its own length); pays off on long GPU runs."},
+    )
+    torch_compile_backend: str = field(
+        default="inductor", metadata={"help": "torch.compile backend with --torch_compile (inductor; eager or aot_eager to debug)."}
+    )
     logging_steps: int = field(default=100, metadata={"help": "Updates between log rows (each row: means over those updates)."})
     checkpointing_steps: int = field(default=5000, metadata={"help": "Updates between checkpoints."})
     checkpoints_total_limit: int = field(default=3, metadata={"help": "Checkpoints kept (the oldest are deleted)."})
@@ -250,6 +258,10 @@ class PretrainingArguments:
         require(self.checkpointing_steps >= 1, f"--checkpointing_steps must be at least 1, got {self.checkpointing_steps}")
         require(self.checkpoints_total_limit >= 1, f"--checkpoints_total_limit must be at least 1, got {self.checkpoints_total_limit}")
         require(self.report_to in TRACKERS, f"--report_to must be one of {', '.join(TRACKERS)}, got {self.report_to!r}")
+        if self.torch_compile:
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            require(self.torch_compile_backend in backends,
+                    f"--torch_compile_backend must be one of {', '.join(backends)}, got {self.torch_compile_backend!r}")
 
 
 @dataclass
@@ -293,6 +305,16 @@ def launched_on_cpus_only() -> bool:
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     return several and not deepspeed and not torch.accelerator.is_available()
+
+
+def compile_plugin(training_args: PretrainingArguments) -> TorchDynamoPlugin | None:
+    """torch.compile settings for accelerate (None: accelerate's defaults, i.e. no compilation unless its config asks).
+
+    Shapes are dynamic from the first compilation: batches are cropped to their shortest clip, so each has its own
+    length (and number of clips), and static shapes would recompile the model for every new one."""
+    if not training_args.torch_compile:
+        return None
+    return TorchDynamoPlugin(backend=training_args.torch_compile_backend, dynamic=True)
 
 
 def load_feature_extractor(model_args: ModelArguments, config) -> Wav2Vec2FeatureExtractor:
@@ -353,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "runs")),
         # layerdrop skips different layers on each process: DDP must not wait for their gradients
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=objective.config.layerdrop > 0)],
-        dynamo_backend="inductor" if training_args.torch_compile else None,
+        dynamo_plugin=compile_plugin(training_args),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if accelerator.is_main_process else logging.WARNING)
@@ -391,9 +413,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
     sampling_rate = feature_extractor.sampling_rate
     audio = dataset.select_columns([audio_column])
 
-    def decode(index: int) -> np.ndarray:
-        samples = decode_audio_value(audio[index][audio_column])
-        return normalize_audio(samples) if feature_extractor.do_normalize else samples
+    def decode(index: int) -> np.ndarray:  # as read: MFCC targets are computed on the raw waveform, as in fairseq
+        return decode_audio_value(audio[index][audio_column])
 
     frame_labels = objective.frame_targets(model, dataset, decode, feature_extractor.do_normalize, accelerator, training_args.seed)
     crop_to_shortest = not data_args.pad_to_longest
@@ -451,11 +472,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
         num_processes=accelerator.num_processes, process_index=accelerator.process_index,
         start_batch=progress.batches_consumed, crop_to_shortest=crop_to_shortest,
     )
-    shares = batch_length_shares(crop_durations, batch_sampler.epoch_batches(0))
+    # what equal lengths cost in the first epoch's batches, both ways (metrics.jsonl: the same for the batches trained)
+    batch_lengths = {"equalized_by": "cropping to the shortest clip" if crop_to_shortest else "padding to the longest clip",
+                     **batch_length_shares(crop_durations, batch_sampler.epoch_batches(0))}
     logger.info(
         "equal-length batches: cropping each clip to the shortest of its batch drops %.1f%% of the audio; padding "
-        "to the longest would make %.1f%% of the input zeros (%s)", 100 * shares["dropped_by_cropping"],
-        100 * shares["padding_share"], "cropping" if crop_to_shortest else "padding, --pad_to_longest",
+        "to the longest makes %.1f%% of the input zeros (this run: %s)", 100 * batch_lengths["dropped_by_cropping"],
+        100 * batch_lengths["padding_share"], batch_lengths["equalized_by"],
     )
     dataloader = torch.utils.data.DataLoader(
         AudioClipDataset(dataset, audio_column, frame_labels),
@@ -474,7 +497,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
         logger.info("metrics.jsonl: dropped %d rows logged after update %d (they are logged again)", dropped, progress.update)
     hyperparameters = {key: str(value) if isinstance(value, (list, type(None))) else value
                        for args in (model_args, data_args, training_args) for key, value in asdict(args).items()}
-    run_description = {"objective": objective.describe(), "arguments": hyperparameters}
+    run_description = {"objective": objective.describe(), "batch_lengths": batch_lengths, "arguments": hyperparameters}
     if accelerator.is_main_process:
         write_json(output_dir / RUN_FILE, run_description)
     accelerator.init_trackers("voc2vec-pretraining", config=hyperparameters)
@@ -523,7 +546,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
                     optimizer.zero_grad()
                 for name, value in losses.items():
                     sums[name] += value.detach().double()
-                sums["audio_seconds"] += batch["audio_seconds"]
+                for name in ("audio_seconds", *LENGTH_TOTALS):
+                    sums[name] += batch[name]
             scheduler_learning_rate = scheduler.get_last_lr()[0]  # the rate this update used
             scheduler.step()
             progress.update += 1
@@ -546,6 +570,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
                     audio_seconds=totals["audio_seconds"],
                     audio_seconds_per_second=totals["audio_seconds"] / elapsed,
                     masked_frames=interval_masked_frames,
+                    **length_shares(*(totals[name] for name in LENGTH_TOTALS)),
                     **update_values,
                 )
                 row = {name: value.item() if isinstance(value, torch.Tensor) else value for name, value in row.items()}
@@ -571,7 +596,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: P
     objective.export(accelerator, model, feature_extractor, final_dir)
     if accelerator.is_main_process:
         summary = {"updates": progress.update, "last_metrics": row}
-        write_json(final_dir / TRAINING_INFO_FILE, {"objective": run_description["objective"], "training_hyperparameters": hyperparameters, **summary})
+        write_json(final_dir / TRAINING_INFO_FILE, {"objective": run_description["objective"], "batch_lengths": batch_lengths,
+                                                    "training_hyperparameters": hyperparameters, **summary})
         write_model_card(final_dir, training_args, model_args, data_args, objective, summary)
         if training_args.push_to_hub:
             from voc2vec.hub import push_model

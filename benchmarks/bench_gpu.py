@@ -373,11 +373,15 @@ def main(argv: list[str] | None = None) -> None:
 
     report = {
         "benchmark": "gpu",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "device": results[0]["device"] if results else str(device), "load_average_at_end": os.getloadavg()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "device": results[0]["device"] if results else str(device),
+                    "load_average_at_end": os.getloadavg()},
         "settings": {key: value for key, value in vars(settings).items() if key != "output"},
         "results": results,
     }
+    if device.type != "cuda":  # so that a CPU file is never quoted as a GPU figure
+        report["note"] = (f"CPU smoke measurement ({'tiny configs' if tiny else 'base configs'}), not a GPU figure: it shows "
+                          "that the script runs; throughput and MFU of a GPU come only from a run on one")
     Path(settings.output).parent.mkdir(parents=True, exist_ok=True)
     Path(settings.output).write_text(json.dumps(report, indent=2) + "\n")
 

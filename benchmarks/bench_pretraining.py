@@ -106,13 +106,9 @@ def voc2vec_batches(dataset, max_batch_seconds: float, model, seed: int):
     sampler = DurationBucketBatchSampler(np.minimum(dataset["duration"], 10.0), max_batch_seconds, num_buckets=10, seed=seed)
     collator = MaskedPretrainingCollator(model.config.conv_kernel, model.config.conv_stride, max_crop_samples=10 * 16000,
                                          num_negatives=model.config.num_negatives, seed=seed)
-    durations = np.minimum(np.asarray(dataset["duration"], dtype=np.float64), 10.0)
     loader = torch.utils.data.DataLoader(AudioClipDataset(dataset, "path"), batch_sampler=sampler, collate_fn=collator,
                                          num_workers=0, generator=torch.Generator().manual_seed(seed))
-    for keys, batch in zip(sampler, loader):
-        # audio the crops leave out: each clip's (10 s-limited) length beyond the batch's common length
-        batch["source_seconds"] = torch.tensor(durations[[index for index, _ in keys]].sum())
-        yield batch
+    yield from loader  # each batch's clip_seconds: its clips' (10 s-limited) audio before cropping
 
 
 def mean_padded_seconds(durations: np.ndarray, batch_size: int, seed: int = 0, trials: int = 2000) -> float:
@@ -156,7 +152,7 @@ class TimedLoop:
         start, cpu_start = time.perf_counter(), time.process_time()
         batch = {name: tensor.to(self.device) for name, tensor in next(self.batches).items()}
         seconds = batch.pop("audio_seconds").item()
-        source_seconds = batch.pop("source_seconds").item() if "source_seconds" in batch else seconds
+        source_seconds = batch.pop("clip_seconds").item() if "clip_seconds" in batch else seconds
         if self.loop == "naive":
             self.model.set_gumbel_temperature(gumbel_temperature(self.updates))
             loss = self.model(**batch).loss / batch["mask_time_indices"].sum()

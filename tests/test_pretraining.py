@@ -3,6 +3,7 @@ HuBERT head, Kaldi MFCCs and the k-means cache."""
 
 import io
 import math
+import sys
 from pathlib import Path
 
 import datasets
@@ -11,6 +12,7 @@ import pytest
 import soundfile
 import torch
 from accelerate import Accelerator
+from torch import nn
 from accelerate.state import AcceleratorState, GradientState
 from transformers import AutoConfig, HubertModel, Wav2Vec2ForPreTraining
 
@@ -49,9 +51,12 @@ from voc2vec.pretraining.objectives.hubert import (
     HubertForMaskedPretraining,
     HubertPretrainingHead,
 )
-from voc2vec.pretraining.objectives.wav2vec2 import gumbel_temperature
+from voc2vec.pretraining.objectives import objective_for
+from voc2vec.pretraining.objectives.wav2vec2 import contrastive_loss, gumbel_temperature
 
-MODELS = Path(__file__).resolve().parent.parent / "configs" / "models"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MODELS = ROOT / "configs" / "models"
 
 
 def tiny_config(name="tiny-wav2vec2"):
@@ -319,6 +324,55 @@ def test_loss_normalization_matches_one_large_batch(layout):
     assert not all(torch.allclose(a, b, rtol=1e-3) for a, b in zip(reference, naive)), "per-micro-batch means differ"
 
 
+def test_wav2vec2_losses_are_transformers_without_its_host_sync():
+    """The objective computes the contrastive loss itself (transformers' asks `if neg_is_pos.any()`): the same loss
+    terms as Wav2Vec2ForPreTraining's own, on the same batch and Gumbel noise, including distractors that equal
+    the true quantized frame (here: a frame drawn as its own distractor), which both rule out."""
+    import run_pretraining
+
+    objective = objective_for(run_pretraining.parse_arguments(
+        ["--config_name", str(MODELS / "tiny-wav2vec2.json"), "--dataset_name", "demo", "--feature_penalty_weight", "0"])[0])
+    torch.manual_seed(0)
+    model = objective.build_model().train()
+    rng = np.random.default_rng(0)
+    examples = [{"audio": rng.standard_normal(16000).astype(np.float32), "clip_index": index, "batch_number": 0} for index in range(2)]
+    batch = MaskedPretrainingCollator(objective.config.conv_kernel, objective.config.conv_stride, num_negatives=objective.num_negatives)(examples)
+    negatives = batch["sampled_negative_indices"]
+    frames = negatives.shape[1]
+    masked = batch["mask_time_indices"].nonzero()[:5]
+    negatives[masked[:, 0], masked[:, 1], 0] = masked[:, 0] * frames + masked[:, 1]  # its own quantized feature
+
+    torch.manual_seed(1)
+    expected = model(batch["input_values"], mask_time_indices=batch["mask_time_indices"], sampled_negative_indices=negatives)
+    torch.manual_seed(1)
+    terms = objective.losses(model, batch, None)
+    assert torch.isfinite(expected.contrastive_loss)
+    torch.testing.assert_close(terms["contrastive_loss"], expected.contrastive_loss, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(terms["diversity_loss"], expected.diversity_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(terms["loss"], expected.loss, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(terms["codevector_perplexity"], expected.codevector_perplexity)
+
+
+def test_similarity_logits_stay_float32_under_bf16_autocast():
+    """Both objectives score frames by cosine similarity over a temperature of 0.1 (logits in [-10, 10]): under bf16
+    autocast they must be computed in float32, not rounded to bf16's steps of 0.06 there."""
+    torch.manual_seed(0)
+    head = HubertPretrainingHead(hidden_size=32, num_clusters=50, projection_dim=16)
+    frame_states = torch.randn(2, 30, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head.logits(frame_states)
+        projected = head.projection(frame_states)  # the projection itself runs in bf16, as the encoder
+    expected = nn.functional.normalize(projected.float(), dim=-1) @ nn.functional.normalize(head.cluster_embeddings, dim=-1).T / 0.1
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-4)
+
+    predicted, quantized = torch.randn(2, 30, 16).bfloat16(), torch.randn(2, 30, 16).bfloat16()
+    negatives = torch.randint(0, 60, (2, 30, 5))
+    mask = torch.rand(2, 30) < 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = contrastive_loss(predicted, quantized, negatives, mask, 0.1)
+    torch.testing.assert_close(loss, contrastive_loss(predicted.float(), quantized.float(), negatives, mask, 0.1), rtol=1e-5, atol=0)
+
+
 def test_hubert_head_loss_by_hand():
     head = HubertPretrainingHead(hidden_size=2, num_clusters=2, projection_dim=2, temperature=0.1)
     with torch.no_grad():
@@ -429,20 +483,38 @@ def test_kmeans_targets_are_cached_and_reused(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="kmeans_cache_dir"):  # a non-main process never fits its own
         kmeans_frame_targets(dataset, decode, spec, tmp_path / "other-machine", fit=False)
     assert KMeansTargetSpec("mfcc", None, 9, 8, 4, dataset._fingerprint).cache_key() != spec.cache_key()
-    assert KMeansTargetSpec("mfcc", None, 9, 4, 4, dataset._fingerprint, normalized_audio=False).cache_key() != spec.cache_key()
+    layer = KMeansTargetSpec("layer", "m", 9, 4, 4, dataset._fingerprint)
+    assert KMeansTargetSpec("layer", "m", 9, 4, 4, dataset._fingerprint, normalized_audio=False).cache_key() != layer.cache_key()
+    # MFCCs are computed on the raw waveform whatever the model is fed
+    assert KMeansTargetSpec("mfcc", None, 9, 4, 4, dataset._fingerprint, normalized_audio=False).cache_key() == spec.cache_key()
     assert KMeansTargetSpec("layer", "m", 9, 4, 4, dataset._fingerprint).cache_key() != KMeansTargetSpec("layer", "m", 6, 4, 4, dataset._fingerprint).cache_key()
     # targets of the librosa MFCCs of earlier versions are not reused
     assert KMeansTargetSpec("mfcc", None, 9, 4, 4, dataset._fingerprint, mfcc_recipe="librosa").cache_key() != spec.cache_key()
 
 
-def test_kmeans_targets_from_a_teacher_layer(tmp_path):
+def test_kmeans_targets_from_a_teacher_layer(tmp_path, monkeypatch):
     dataset = _clips_dataset(4)
     decode = lambda index: np.asarray(dataset[index]["audio"], dtype=np.float32)
     teacher = HubertModel(tiny_config("tiny-hubert"))
     spec = KMeansTargetSpec("layer", "tiny-hubert", 1, num_clusters=3, max_fit_clips=4, data_fingerprint=dataset._fingerprint)
+    teacher_inputs = []
+    layer_features = kmeans_targets.layer_features
+    monkeypatch.setattr(kmeans_targets, "layer_features", lambda model, audio, layer: teacher_inputs.append(audio) or layer_features(model, audio, layer))
     labels, _ = kmeans_frame_targets(dataset, decode, spec, tmp_path, teacher=teacher)
     for index, clip_labels in enumerate(labels):
         assert len(clip_labels) == teacher._get_feat_extract_output_lengths(len(decode(index)))
+    for audio in teacher_inputs:  # the teacher sees clips as the model does: normalized (spec.normalized_audio)
+        assert audio.std() == pytest.approx(1, rel=1e-3) and abs(audio.mean()) < 1e-4
+
+
+def test_loudness_moves_only_c0_of_the_mfccs():
+    """Why MFCC targets are computed on the raw waveform: scaling a clip by a shifts each log mel energy by 2 ln a,
+    so c0 (DCT row sqrt(1/23), no lifter) by 2 sqrt(23) ln a and nothing else. Normalizing clips first, as the
+    model's input is, would move every clip's c0 by its own constant: clusters by loudness that fairseq's lack."""
+    audio = (0.05 * np.random.default_rng(0).standard_normal(20000)).astype(np.float32)
+    plain, louder = mfcc_features(audio), mfcc_features(4 * audio)
+    np.testing.assert_allclose(louder[:, 0] - plain[:, 0], 2 * math.sqrt(23) * math.log(4), rtol=1e-4)
+    np.testing.assert_allclose(louder[:, 1:], plain[:, 1:], atol=2e-3)
 
 
 def test_collapse_guard_and_finite_loss_check():

@@ -2,12 +2,23 @@
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from accelerate.state import AcceleratorState, GradientState
 from PIL import Image
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import run_pretraining
+from voc2vec import cli
 from voc2vec.pretraining import curves
+
+# What a log row holds besides the curves: its position and the interval's raw counts.
+NOT_DRAWN = {"update", "audio_seconds", "masked_frames"}
 
 
 def write_run(folder, rows, objective=None, max_grad_norm=10.0):
@@ -44,8 +55,9 @@ def test_healthy_ranges_follow_the_objective():
     assert "grad_norm" not in hubert and "contrastive_loss" not in hubert
 
 
-def test_curves_draw_every_logged_quantity_with_shaded_ranges_and_warning_marks(tmp_path, monkeypatch):
-    run_dir = write_run(tmp_path / "run", wav2vec2_rows(collapse_at=200), {"objective": "wav2vec2", "num_negatives": 100, "codebook_size": 640})
+@pytest.fixture
+def drawn(monkeypatch) -> dict:
+    """The last figure `curves` saved, as drawn["figure"]."""
     drawn = {}
     original = curves.Figure.savefig
 
@@ -54,6 +66,11 @@ def test_curves_draw_every_logged_quantity_with_shaded_ranges_and_warning_marks(
         return original(figure, *args, **kwargs)
 
     monkeypatch.setattr(curves.Figure, "savefig", keep_figure)
+    return drawn
+
+
+def test_curves_draw_every_logged_quantity_with_shaded_ranges_and_warning_marks(tmp_path, drawn):
+    run_dir = write_run(tmp_path / "run", wav2vec2_rows(collapse_at=200), {"objective": "wav2vec2", "num_negatives": 100, "codebook_size": 640})
     path = curves.plot_curves(run_dir)
     assert path == run_dir / "curves.png"
     image = np.asarray(Image.open(path).convert("RGB"))
@@ -79,3 +96,33 @@ def test_curves_command_writes_the_png_where_asked_and_reports_a_missing_run(tmp
     assert curves.main([str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: no metrics.jsonl") and "Fix:" in error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, flags, ranged", [
+    ("demo.yaml", [], {"contrastive_loss", "diversity_loss", "codevector_perplexity", "grad_norm"}),
+    ("demo-hubert.yaml", ["--num_clusters", "8", "--kmeans_max_fit_clips", "20", "--max_train_clips", "60"],
+     {"masked_prediction_loss", "masked_accuracy", "grad_norm"}),
+])
+def test_a_real_runs_curves_draw_every_logged_quantity_and_shade_its_objectives_ranges(tmp_path, drawn, config, flags, ranged):
+    """On the files run_pretraining.py writes: a metric an objective logs under a new name gets no panel, and a
+    renamed key of its description (pretraining_run.json) loses its shaded range; both fail here."""
+    run_dir = tmp_path / "run"
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    assert run_pretraining.main([str(ROOT / "configs" / "pretraining" / config), "--output_dir", str(run_dir), "--max_train_steps", "2",
+                                 "--max_batch_seconds", "6", "--report_to", "none", "--dataloader_num_workers", "0", "--logging_steps", "1",
+                                 "--kmeans_cache_dir", str(tmp_path / "kmeans"), *flags]) == 0
+    assert cli.main(["curves", str(run_dir)]) == 0
+    assert (run_dir / "curves.png").exists()
+
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = {key for row in rows for key, value in row.items() if isinstance(value, (int, float))} - NOT_DRAWN
+    titles = {key: title for key, title, _ in curves.PANELS}
+    assert logged <= titles.keys(), f"logged without a panel: {logged - titles.keys()}"
+    axes = {axis.get_title(): axis for axis in drawn["figure"].axes}
+    assert set(axes) == {titles[key] for key in logged}
+    ranges = curves.healthy_ranges(json.loads((run_dir / "pretraining_run.json").read_text()))
+    assert set(ranges) == ranged
+    for key in ranged:
+        assert any(patch.get_label().startswith("healthy") for patch in axes[titles[key]].patches), key

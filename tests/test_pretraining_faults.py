@@ -208,6 +208,7 @@ def test_a_full_disk_while_logging_names_the_folder(tmp_path, monkeypatch, capsy
         (["--kmeans_features", "spectrogram"], "--kmeans_features"),
         (["--num_clusters", "1"], "--num_clusters"),
         (["--attn_implementation", "fast"], "--attn_implementation"),
+        (["--torch_compile", "--torch_compile_backend", "inductr"], "--torch_compile_backend"),
         (["--feature_grad_mult", "0"], "--feature_grad_mult"),
         (["--feature_penalty_weight", "-1"], "--feature_penalty_weight"),
         (["--layerdrop", "1.0"], "--layerdrop"),

@@ -44,13 +44,15 @@ def read_metrics(output_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def collated(monkeypatch) -> list[dict]:
-    """Every batch the loop's collator makes, in order (the loader runs in this process: no workers)."""
+    """Every batch the loop's collator makes, in order (the loader runs in this process: no workers), with the
+    lengths of its clips before they were made equal (`clip_samples`: each limited to the maximum crop)."""
     batches = []
     make_batch = MaskedPretrainingCollator.__call__
 
     def recording(self, examples):
         batch = make_batch(self, examples)
         batches.append({name: tensor.clone() for name, tensor in batch.items()})
+        batches[-1]["clip_samples"] = np.array([min(len(example["audio"]), self.max_crop_samples) for example in examples])
         return batch
 
     monkeypatch.setattr(MaskedPretrainingCollator, "__call__", recording)
@@ -157,7 +159,63 @@ def test_pad_to_longest_brings_back_padded_batches(tmp_path, collated):
     lengths = batch["attention_mask"].sum(dim=1)
     assert lengths.max() == batch["input_values"].shape[1] and lengths.min() < lengths.max(), "clips of several lengths"
     assert batch["audio_seconds"].item() * 16000 == pytest.approx(lengths.sum().item())
-    assert read_metrics(tmp_path)[0]["audio_seconds"] == pytest.approx(batch["audio_seconds"].item())
+    (row,) = read_metrics(tmp_path)
+    assert row["audio_seconds"] == pytest.approx(batch["audio_seconds"].item())
+    assert row["padding_share"] == pytest.approx(1 - lengths.sum().item() / batch["attention_mask"].numel()), "the zeros trained on"
+    assert json.loads((tmp_path / "pretraining_run.json").read_text())["batch_lengths"]["equalized_by"] == "padding to the longest clip"
+
+
+def test_the_audio_cropping_drops_and_the_padding_it_replaces_are_recorded(tmp_path, collated):
+    assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "2")) == 0
+    rows = read_metrics(tmp_path)
+    for batch, row in zip(collated, rows, strict=True):
+        clips = batch["clip_samples"]
+        assert clips.min() < clips.max(), "clips of several lengths, so both shares are above 0"
+        assert batch["input_values"].numel() == len(clips) * clips.min(), "cropped to the shortest"
+        assert row["dropped_by_cropping"] == pytest.approx(1 - batch["input_values"].numel() / clips.sum())
+        assert row["padding_share"] == pytest.approx(1 - clips.sum() / (len(clips) * clips.max()))
+    # the run's files: the same two shares over the first epoch's batches, and which one the run paid
+    planned = json.loads((tmp_path / "pretraining_run.json").read_text())["batch_lengths"]
+    assert planned == json.loads((tmp_path / "final" / "training_info.json").read_text())["batch_lengths"]
+    assert planned["equalized_by"] == "cropping to the shortest clip"
+    assert 0 < planned["dropped_by_cropping"] < 0.2 and 0 < planned["padding_share"] < 0.2
+
+
+@pytest.fixture
+def attention_masks(monkeypatch) -> list:
+    """The attention_mask argument of every forward call of the wav2vec 2.0 pretraining model."""
+    received = []
+    forward = Wav2Vec2ForPreTraining.forward
+
+    def recording(self, *args, **kwargs):
+        mask = kwargs.get("attention_mask")
+        received.append(None if mask is None else mask.clone())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(Wav2Vec2ForPreTraining, "forward", recording)
+    return received
+
+
+def test_group_norm_models_never_get_an_attention_mask_even_when_padded(tmp_path, collated, attention_masks):
+    """wav2vec2-base's group norm over time must not see a mask it would misuse: padding goes in unmasked, as in
+    transformers' own convention (its feature extractor returns no mask for these models)."""
+    assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "1", "--pad_to_longest")) == 0
+    assert "attention_mask" in collated[0], "the batch was padded"
+    assert attention_masks == [None]
+
+
+@pytest.mark.slow
+def test_layer_norm_models_get_the_padding_mask(tmp_path, collated, attention_masks):
+    config = json.loads((ROOT / "configs" / "models" / "tiny-wav2vec2.json").read_text())
+    config_file = tmp_path / "layer-norm.json"
+    config_file.write_text(json.dumps(config | {"feat_extract_norm": "layer"}))
+    arguments = argv("demo.yaml", tmp_path / "padded", "--config_name", str(config_file), "--max_train_steps", "1")
+    assert run([*arguments, "--pad_to_longest"]) == 0
+    (batch,), (mask,) = collated, attention_masks
+    assert mask is not None and torch.equal(mask, batch["attention_mask"])
+    collated.clear(), attention_masks.clear()
+    assert run(argv("demo.yaml", tmp_path / "cropped", "--config_name", str(config_file), "--max_train_steps", "1")) == 0
+    assert attention_masks == [None], "cropped batches hold no padding to mask"
 
 
 def feature_encoder_gradients(feature_grad_mult: float):
@@ -237,3 +295,25 @@ def test_an_exported_encoder_fine_tunes_through_run_cv(tmp_path):
     assert cnn
     for name in cnn:
         torch.testing.assert_close(fine_tuned[name], exported[name], msg=name)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_batches_of_new_lengths_with_one_compilation(tmp_path, collated):
+    """--torch_compile compiles with dynamic shapes: every batch has its own length and clip count (cropped to its
+    shortest clip), and static shapes would recompile for each. Tested with dynamo's eager backend: the graphs and
+    guards are dynamo's, the same as under inductor, whose code generation takes minutes on a CPU."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    torch._dynamo.reset()
+    try:
+        assert run(argv("demo.yaml", tmp_path, "--max_train_steps", "2", "--torch_compile", "--torch_compile_backend", "eager")) == 0
+        assert len({tuple(batch["input_values"].shape) for batch in collated}) == 2, "two batch shapes"
+        compiled = _debug_get_cache_entry_list(Wav2Vec2ForPreTraining.forward.__code__)
+        assert len(compiled) == 1, "one compilation serves every length (and every Gumbel temperature)"
+    finally:
+        torch._dynamo.reset()
+    assert len(read_metrics(tmp_path)) == 2
+    # the export names the weights as the model does, not as torch.compile's wrapper ("_orig_mod.")
+    exported = load_file(tmp_path / "final" / "model.safetensors")
+    expected = Wav2Vec2ForPreTraining(AutoConfig.from_pretrained(ROOT / "configs" / "models" / "tiny-wav2vec2.json")).state_dict()
+    assert exported.keys() == expected.keys()

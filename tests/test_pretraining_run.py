@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -26,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import run_pretraining
 from voc2vec.errors import UserError
+from voc2vec.pretraining import kmeans_targets
+from voc2vec.pretraining.objectives import objective_for
 
 # Small and quick: 6 s of audio per micro-batch, no trackers unless a test asks.
 QUICK = ["--max_batch_seconds", "6", "--logging_steps", "1", "--report_to", "none", "--dataloader_num_workers", "0"]
@@ -36,6 +39,10 @@ def run(config: str, output_dir: Path, *flags: str) -> int:
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
     return run_pretraining.main([str(ROOT / "configs" / "pretraining" / config), "--output_dir", str(output_dir), *QUICK, *flags])
+
+
+# HuBERT on the demo corpus with targets fitted in a second or two
+HUBERT_QUICK = ["--num_clusters", "8", "--kmeans_max_fit_clips", "20", "--max_train_clips", "60"]
 
 
 def read_metrics(output_dir: Path) -> list[dict]:
@@ -98,6 +105,71 @@ def test_paper_configs_parse():
         from_scratch = model_args.model_name_or_path is None
         assert (model_args.feature_grad_mult, model_args.feature_penalty_weight) == ((0.1, 10.0) if from_scratch else (1.0, 0.0)), name
         assert not data_args.pad_to_longest, name
+
+
+@pytest.mark.parametrize("config", ["demo.yaml", "demo-hubert.yaml"])
+def test_pretraining_models_use_sdpa_attention_unless_told_otherwise(tmp_path, config):
+    for flags, expected in (([], "sdpa"), (["--attn_implementation", "eager"], "eager")):
+        objective = objective_for(run_pretraining.parse_arguments([str(ROOT / "configs" / "pretraining" / config), *flags])[0])
+        model = objective.build_model()
+        assert objective.encoder(model).config._attn_implementation == expected, flags
+        objective.exported_model(model).save_pretrained(tmp_path / "checkpoint")  # and when continuing a checkpoint
+        continued = objective_for(run_pretraining.parse_arguments(
+            [str(ROOT / "configs" / "pretraining" / config), "--model_name_or_path", str(tmp_path / "checkpoint"), *flags])[0])
+        assert continued.encoder(continued.build_model()).config._attn_implementation == expected, flags
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["demo.yaml", "demo-hubert.yaml"])
+def test_bf16_autocast_runs_the_transformer_in_bf16_and_keeps_losses_and_weights_in_float32(tmp_path, monkeypatch, config):
+    """--mixed_precision bf16 on the CPU (autocast, as on GPUs): every loss term (contrastive, diversity, HuBERT's
+    cross-entropy, the feature penalty) is float32, the metrics are finite and the export is float32."""
+    layer_dtypes, term_dtypes = [], []
+
+    def recording_objective(args):
+        objective = objective_for(args)
+        build_model, losses = objective.build_model, objective.losses
+
+        def recording_build_model():
+            model = build_model()
+            last_layer = objective.encoder(model).encoder.layers[-1]
+            last_layer.register_forward_hook(lambda module, inputs, output: layer_dtypes.append(
+                (output if isinstance(output, torch.Tensor) else output[0]).dtype))
+            return model
+
+        def recording_losses(*args):
+            terms = losses(*args)
+            term_dtypes.append({name: value.dtype for name, value in terms.items()})
+            return terms
+
+        objective.build_model, objective.losses = recording_build_model, recording_losses
+        return objective
+
+    monkeypatch.setattr(run_pretraining, "objective_for", recording_objective)
+    flags = [*HUBERT_QUICK, "--kmeans_cache_dir", str(tmp_path / "kmeans")] if "hubert" in config else []
+    assert run(config, tmp_path / "run", "--mixed_precision", "bf16", "--max_train_steps", "2", "--layerdrop", "0", *flags) == 0
+    assert layer_dtypes and set(layer_dtypes) == {torch.bfloat16}, "autocast was on"
+    assert len(term_dtypes) == 2 and "feature_penalty" in term_dtypes[0]
+    for terms in term_dtypes:
+        assert set(terms.values()) == {torch.float32}, terms
+    for row in read_metrics(tmp_path / "run"):
+        assert all(math.isfinite(value) for value in row.values() if isinstance(value, float)), row
+    assert {tensor.dtype for tensor in load_file(tmp_path / "run" / "final" / "model.safetensors").values()} == {torch.float32}
+
+
+def test_hubert_mfcc_targets_are_computed_on_the_raw_waveform(tmp_path, monkeypatch):
+    """fairseq computes HuBERT's MFCC targets on the waveform as read, while the model sees each clip normalized:
+    normalizing first would shift c0 by a per-clip constant (its loudness) and change the clusters."""
+    decoded, featurized = [], []
+    decode, mfcc_features = run_pretraining.decode_audio_value, kmeans_targets.mfcc_features
+    monkeypatch.setattr(run_pretraining, "decode_audio_value", lambda value: decoded.append(decode(value)) or decoded[-1])
+    monkeypatch.setattr(kmeans_targets, "mfcc_features", lambda audio, *args: featurized.append(audio.copy()) or mfcc_features(audio, *args))
+    assert run("demo-hubert.yaml", tmp_path / "run", *HUBERT_QUICK, "--kmeans_cache_dir", str(tmp_path / "kmeans"), "--max_train_steps", "0") == 0
+    assert run_pretraining.Wav2Vec2FeatureExtractor.from_pretrained(tmp_path / "run" / "final").do_normalize, "the model sees normalized clips"
+    assert len(featurized) == len(decoded) > 20
+    for audio, clip in zip(featurized, decoded):
+        np.testing.assert_array_equal(audio, clip)
+    assert any(abs(clip.std() - 1) > 0.1 for clip in decoded), "normalized clips would differ"
 
 
 @pytest.mark.slow
@@ -193,8 +265,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     def forward_that_diverges_at_the_fifth_update(self, *args, **kwargs):
         output = original_forward(self, *args, **kwargs)
         calls["count"] += 1
-        if calls["count"] >= 5:
-            output.loss = output.loss * float("nan")
+        if calls["count"] >= 5:  # the objective computes the loss from these
+            output.projected_states = output.projected_states * float("nan")
         return output
 
     monkeypatch.setattr(Wav2Vec2ForPreTraining, "forward", forward_that_diverges_at_the_fifth_update)
@@ -215,7 +287,7 @@ def test_nan_gradients_with_a_finite_loss_stop_the_run_before_anything_is_saved(
         output = original_forward(self, *args, **kwargs)
         calls["count"] += 1
         if calls["count"] >= 3:  # sqrt(0) = 0 adds nothing to the loss; its gradient 0 * inf is NaN
-            output.loss = output.loss + (0.0 * self.wav2vec2.masked_spec_embed.sum()).sqrt()
+            output.projected_states = output.projected_states + (0.0 * self.wav2vec2.masked_spec_embed.sum()).sqrt()
         return output
 
     monkeypatch.setattr(Wav2Vec2ForPreTraining, "forward", forward_with_nan_gradients_at_the_third_update)

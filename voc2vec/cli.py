@@ -314,16 +314,9 @@ def curves_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_curves(args: argparse.Namespace) -> int:
-    try:
-        curves = importlib.import_module("voc2vec.pretraining.curves")
-    except ModuleNotFoundError as error:
-        raise UserError("this voc2vec has no voc2vec.pretraining.curves module yet", where="voc2vec curves",
-                        fix="update voc2vec; meanwhile read RUN_DIR/metrics.jsonl (one JSON object per logged step) or TensorBoard") from error
-    if hasattr(curves, "main"):
-        return curves.main([args.run_dir] + (["--output", args.output] if args.output else [])) or 0
-    path = curves.plot_curves(args.run_dir, args.output)
-    print(f"curves written: {path}", file=sys.stderr)
-    return 0
+    from voc2vec.pretraining.curves import main as curves_main
+
+    return curves_main([args.run_dir] + (["--output", args.output] if args.output else []))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ from voc2vec.pretraining.masking import (
 # Frames of wav2vec 2.0 / HuBERT advance by 320 samples (20 ms); crops start on a frame boundary so that
 # precomputed frame targets (HuBERT k-means labels) stay aligned with the cropped audio.
 SAMPLES_PER_FRAME = 320
+# Seconds a batch would hold cropped to its shortest clip, its clips' audio (each limited to the maximum crop), and
+# the input it would hold padded to its longest: summed over a logging interval, `length_shares` of the batches.
+LENGTH_TOTALS = ("cropped_seconds", "clip_seconds", "padded_seconds")
 
 
 def bucketed_batches(
@@ -67,14 +70,19 @@ def bucketed_batches(
     return batches
 
 
+def length_shares(cropped_seconds, clip_seconds, padded_seconds) -> dict:
+    """What equalizing clip lengths costs, either way, from totals over batches: the share of the clips' audio
+    (`clip_seconds`) that cropping every clip to its batch's shortest drops (`cropped_seconds` kept), and the share
+    of the input that padding to the longest fills with zeros (`padded_seconds` of input). Floats or tensors."""
+    return {"dropped_by_cropping": 1 - cropped_seconds / clip_seconds, "padding_share": 1 - clip_seconds / padded_seconds}
+
+
 def batch_length_shares(durations: np.ndarray, batches: Sequence[np.ndarray]) -> dict[str, float]:
-    """What equalizing the clip lengths of these batches costs, either way: the share of the audio that cropping
-    every clip to its batch's shortest drops, and the share of the input that padding to the longest would fill
-    with zeros."""
-    kept = sum(len(batch) * durations[batch].min() for batch in batches)
+    """`length_shares` of these batches of clips of `durations` seconds (before training: the epoch's plan)."""
+    cropped = sum(len(batch) * durations[batch].min() for batch in batches)
     padded = sum(len(batch) * durations[batch].max() for batch in batches)
     audio = float(sum(durations[batch].sum() for batch in batches))
-    return {"dropped_by_cropping": 1 - kept / audio, "padding_share": 1 - audio / padded}
+    return length_shares(cropped, audio, padded)
 
 
 class DurationBucketBatchSampler:
@@ -153,8 +161,8 @@ class MaskedPretrainingCollator:
 
     Returns tensors: `input_values` (batch, samples), `attention_mask` (samples; only when padding),
     `mask_time_indices`, `sampled_negative_indices` when `num_negatives` > 0, `labels` (frame targets of the
-    crops, -100 on padding) when the examples carry them, and `audio_seconds` (audio in the batch, padding
-    excluded).
+    crops, -100 on padding) when the examples carry them, `audio_seconds` (audio in the batch, padding
+    excluded), and the `LENGTH_TOTALS` that `length_shares` turns into what cropping drops and padding fills.
     """
 
     conv_kernel: Sequence[int]
@@ -170,9 +178,8 @@ class MaskedPretrainingCollator:
     sampling_rate: int = 16000
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        lengths = np.array([min(len(example["audio"]), self.max_crop_samples) for example in examples])
-        if self.crop_to_shortest:
-            lengths[:] = lengths.min()
+        clip_lengths = np.array([min(len(example["audio"]), self.max_crop_samples) for example in examples])
+        lengths = np.full_like(clip_lengths, clip_lengths.min()) if self.crop_to_shortest else clip_lengths
         frame_lengths = conv_output_lengths(lengths, self.conv_kernel, self.conv_stride)
         num_frames = int(frame_lengths.max())
         input_values = np.zeros((len(examples), lengths.max()), dtype=np.float32)
@@ -193,7 +200,11 @@ class MaskedPretrainingCollator:
         batch = {
             "input_values": torch.from_numpy(input_values),
             "mask_time_indices": torch.from_numpy(mask_time_indices),
-            "audio_seconds": torch.tensor(lengths.sum() / self.sampling_rate, dtype=torch.float64),
+            "audio_seconds": self._seconds(lengths.sum()),
+            # both ways of equalizing the lengths, whichever this batch took (`length_shares` of the sums)
+            "cropped_seconds": self._seconds(len(examples) * clip_lengths.min()),
+            "clip_seconds": self._seconds(clip_lengths.sum()),
+            "padded_seconds": self._seconds(len(examples) * clip_lengths.max()),
         }
         if not self.crop_to_shortest:
             batch["attention_mask"] = torch.from_numpy((np.arange(lengths.max())[None, :] < lengths[:, None]).astype(np.int64))
@@ -203,3 +214,6 @@ class MaskedPretrainingCollator:
         if labels is not None:
             batch["labels"] = torch.from_numpy(labels)
         return batch
+
+    def _seconds(self, samples) -> torch.Tensor:
+        return torch.tensor(samples / self.sampling_rate, dtype=torch.float64)

@@ -5,7 +5,9 @@
 
 One panel per logged quantity against updates: each loss term, codevector perplexity (with the codebook size as
 its ceiling), masked-prediction accuracy, Gumbel temperature, gradient norm (with the clipping norm), learning
-rate and throughput. Where a range is known to be healthy it is shaded green:
+rate, throughput, and what equal-length batches cost either way (the audio cropping to the shortest clip drops,
+the zeros padding to the longest adds; pretraining_run.json says which the run did). Where a range is known to be
+healthy it is shaded green:
 
 - contrastive loss below chance, ln(1 + negatives): an untrained model cannot tell the true quantized frame from
   the distractors; HuBERT's masked-prediction loss below ln(clusters), accuracy above 1 / clusters;
@@ -48,6 +50,8 @@ PANELS = (  # (metrics.jsonl key, panel title, log-scale y)
     ("grad_norm", "gradient norm (before clipping)", True),
     ("learning_rate", "learning rate", False),
     ("audio_seconds_per_second", "throughput (audio s/s)", False),
+    ("dropped_by_cropping", "share of the audio cropping drops", False),
+    ("padding_share", "share of the input padding fills", False),
 )
 
 

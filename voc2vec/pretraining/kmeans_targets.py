@@ -2,9 +2,9 @@
 
 Fitting k-means over a sample and labelling every clip is the slow, one-off part of HuBERT pretraining, so
 the result is cached on disk under a key made of everything it depends on (feature source and recipe, layer,
-k, the sample, the data's fingerprint, and whether clips are normalized) and reused by every later run,
-resume, or process. Labels are stored per clip at the model's 50 Hz frame rate, for whole clips; crops take
-the labels at the same frames.
+k, the sample, the data's fingerprint, and whether the teacher sees normalized clips) and reused by every later
+run, resume, or process. Labels are stored per clip at the model's 50 Hz frame rate, for whole clips; crops
+take the labels at the same frames.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import torch
 from sklearn.cluster import MiniBatchKMeans
 
 from voc2vec.errors import UserError
+from voc2vec.pretraining.data import normalize_audio
 
 logger = logging.getLogger(__name__)
 
 
-# What the MFCC targets are computed with; part of the cache key, so targets of another recipe are never reused.
-MFCC_RECIPE = "kaldi-mfcc13-no-energy+deltas+delta-deltas"
+# What the MFCC targets are computed with; part of the cache key, so targets of another recipe are never reused
+# (earlier versions computed them on per-clip normalized audio).
+MFCC_RECIPE = "kaldi-mfcc13-no-energy+deltas+delta-deltas/raw-waveform"
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,13 @@ class KMeansTargetSpec:
     max_fit_clips: int  # clips sampled to fit k-means
     data_fingerprint: str
     seed: int = 0
-    normalized_audio: bool = True  # clips normalized per clip before featurizing (the feature extractor's do_normalize)
+    normalized_audio: bool = True  # the teacher sees clips normalized per clip (the feature extractor's do_normalize), for "layer"
     mfcc_recipe: str = MFCC_RECIPE
 
     def cache_key(self) -> str:
         fields = asdict(self)
-        if self.features == "mfcc":  # no teacher involved: the same MFCC targets serve any model
-            fields.update(model_name_or_path=None, layer=None)
+        if self.features == "mfcc":  # no teacher involved, raw audio: the same MFCC targets serve any model
+            fields.update(model_name_or_path=None, layer=None, normalized_audio=None)
         else:
             fields.update(mfcc_recipe=None)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
@@ -60,7 +62,8 @@ def kaldi_mfcc(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
     """(frames, 13) Kaldi MFCCs at 100 Hz, as fairseq's HuBERT recipe computes them.
 
     fairseq's `examples/hubert/simple_kmeans/dump_mfcc_feature.py` calls torchaudio's
-    `compliance.kaldi.mfcc(waveform, sample_frequency=16000, use_energy=False)` on [-1, 1] samples: 25 ms
+    `compliance.kaldi.mfcc(waveform, sample_frequency=16000, use_energy=False)` on the waveform as read from the
+    file ([-1, 1] samples, not normalized: a clip's loudness is part of c0, as in Kaldi): 25 ms
     Povey windows every 10 ms without centering (snip_edges), pre-emphasis 0.97, DC offset removed, 23 mel
     bins from 20 Hz, 13 cepstra with c0 kept (use_energy=False) and a cepstral lifter of 22, no dither.
     kaldi-native-fbank is the same Kaldi code without torchaudio (whose wheels do not work here); its
@@ -116,7 +119,8 @@ def kmeans_frame_targets(
 ) -> tuple[list[np.ndarray], Path]:
     """Per-clip int16 cluster labels at 50 Hz, from the cache when there, else fitted and cached.
 
-    `decode(i)` gives clip i as the model sees it (normalized when the model expects it); `teacher` is the
+    `decode(i)` gives clip i as decoded, [-1, 1] samples: MFCCs are computed on it as it is (as fairseq does), a
+    teacher layer on it normalized per clip when `spec.normalized_audio` (as the model sees it). `teacher` is the
     initial encoder, required for `spec.features == "layer"`. With `fit=False` the targets must already be
     cached: every process of a run must train on the same labels, the ones the main process fitted.
     Returns the labels and the cache file.
@@ -139,7 +143,9 @@ def kmeans_frame_targets(
 
     def features(index: int) -> np.ndarray:
         audio = decode(index)
-        return mfcc_features(audio) if spec.features == "mfcc" else layer_features(teacher, audio, spec.layer)
+        if spec.features == "mfcc":
+            return mfcc_features(audio)
+        return layer_features(teacher, normalize_audio(audio) if spec.normalized_audio else audio, spec.layer)
 
     rng = np.random.default_rng(spec.seed)
     fit_clips = rng.permutation(len(dataset))[: spec.max_fit_clips]

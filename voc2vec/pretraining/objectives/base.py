@@ -11,6 +11,9 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from voc2vec.pretraining.stabilizers import FeatureEncoderStabilizer
 
 
+COMPILED_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before the weight names of the model it wraps
+
+
 class PretrainingObjective:
     """The family-independent part of an objective; subclasses fill in the family's model and losses.
 
@@ -67,7 +70,9 @@ class PretrainingObjective:
         return None
 
     def frame_targets(self, model, dataset, decode, normalized_audio: bool, accelerator, seed: int):
-        """Per-clip frame targets at 50 Hz (HuBERT's k-means labels), or None when the objective needs none."""
+        """Per-clip frame targets at 50 Hz (HuBERT's k-means labels), or None when the objective needs none.
+
+        `decode(i)` gives clip i as decoded; `normalized_audio`: the model sees clips normalized per clip."""
         return
 
     # ---- one update ----
@@ -112,12 +117,15 @@ class PretrainingObjective:
         scripts. Called on every process: under DeepSpeed the weights are gathered from all of them."""
         state_dict = accelerator.get_state_dict(model)
         if accelerator.is_main_process:
+            # a torch.compile'd model names its weights "_orig_mod.<name>": the export keeps the model's own names
+            state_dict = {name.removeprefix(COMPILED_PREFIX): tensor for name, tensor in state_dict.items()}
             state_dict = {
                 name.removeprefix(self.encoder_prefix): tensor.float() if tensor.is_floating_point() else tensor
                 for name, tensor in state_dict.items()
                 if name.startswith(self.encoder_prefix)
             }
-            self.exported_model(accelerator.unwrap_model(model)).save_pretrained(path, state_dict=state_dict)
+            exported = self.exported_model(accelerator.unwrap_model(model, keep_torch_compile=False))
+            exported.save_pretrained(path, state_dict=state_dict)
             feature_extractor.save_pretrained(path)
         accelerator.wait_for_everyone()
 

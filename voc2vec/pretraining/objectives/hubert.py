@@ -42,10 +42,14 @@ class HubertPretrainingHead(nn.Module):
         self.temperature = temperature
 
     def logits(self, frame_states: torch.Tensor) -> torch.Tensor:
-        """(..., hidden) frame states to (..., num_clusters) cosine similarities over the temperature."""
-        projected = nn.functional.normalize(self.projection(frame_states).float(), dim=-1, eps=1e-8)
-        clusters = nn.functional.normalize(self.cluster_embeddings.float(), dim=-1, eps=1e-8)
-        return projected @ clusters.T / self.temperature
+        """(..., hidden) frame states to (..., num_clusters) cosine similarities over the temperature, in float32."""
+        projected = self.projection(frame_states)  # in the autocast dtype, as the encoder
+        # autocast would run the product in bf16/fp16 whatever its inputs' dtype: similarities / 0.1 span [-10, 10],
+        # where bf16 keeps steps of 0.06
+        with torch.autocast(device_type=projected.device.type, enabled=False):
+            projected = nn.functional.normalize(projected.float(), dim=-1, eps=1e-8)
+            clusters = nn.functional.normalize(self.cluster_embeddings.float(), dim=-1, eps=1e-8)
+            return projected @ clusters.T / self.temperature
 
     def forward(self, hidden_states: torch.Tensor, labels: torch.Tensor, mask_time_indices: torch.Tensor) -> HubertPretrainingOutput:
         predict = mask_time_indices.bool() & (labels >= 0)  # masked frames that hold audio
@@ -111,8 +115,8 @@ class HubertObjective(PretrainingObjective):
     def frame_targets(self, model, dataset, decode, normalized_audio: bool, accelerator, seed: int):
         """Per-clip k-means labels: computed once by the main process, cached, read by the others.
 
-        `decode(i)` gives clip i as the model sees it (normalized when `normalized_audio`, as the feature
-        extractor says).
+        `decode(i)` gives clip i as decoded ([-1, 1] samples, not normalized); `normalized_audio` says whether the
+        model sees it normalized per clip (the feature extractor's do_normalize), which a teacher layer must too.
         """
         spec = KMeansTargetSpec(
             features=self.target_features,
