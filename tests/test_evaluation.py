@@ -123,8 +123,9 @@ def test_tensorboard_logs_outlive_the_folds_checkpoints(leak_free_run):
     metrics = json.loads((leak_free_run / "fold_00" / "metrics.json").read_text())
     assert len(uar) == metrics["epochs_trained"] == 2
     assert any(math.isclose(metrics["validation"]["uar"], value, rel_tol=1e-6) for value in uar)  # float32 in the logs
-    padded = metrics["padded_share_of_training_audio"]
-    assert len(padded) == 2 and all(0 < share < 0.5 for share in padded)  # logged every epoch, and small
+    # Logged every epoch: the group-norm model's batches are cropped to their shortest clip, never padded.
+    padded, cropped = metrics["padded_share_of_training_audio"], metrics["cropped_share_of_training_audio"]
+    assert padded == [0.0, 0.0] and len(cropped) == 2 and all(0 < share < 0.5 for share in cropped)
 
 
 def initial_encoder_weights(**config_overrides):

@@ -119,3 +119,26 @@ def test_the_best_epoch_is_chosen_on_the_validation_rows_never_on_the_test_fold(
                       plan.model_config, work_dir=tmp_path / "work", callbacks=[recorder])
     assert recorder.rows == [sorted(split.validation.tolist())]  # the epoch's evaluation: those rows and only those
     assert result.test_outputs.shape[0] == len(split.test)  # the test fold is scored once, at the end
+
+
+LAYER_NORM = '{"feat_extract_norm": "layer", "do_stable_layer_norm": true, "conv_bias": true, "apply_spec_augment": false}'
+
+
+@pytest.mark.parametrize("flags, padded, cropped", [
+    ([], False, True),                                        # group norm: cropped to each batch's shortest clip
+    (["--pad_to_longest", "true"], True, False),              # asked for: padded to the longest
+    (["--config_overrides", LAYER_NORM], True, False),        # layer norm with attention masks: pads exactly
+], ids=["group-norm-default", "group-norm-padded", "layer-norm-default"])
+def test_training_batches_are_cropped_for_models_that_cannot_pad_exactly(corpora, tmp_path, flags, padded, cropped):
+    """Whole tone clips of 0.3-0.6 s: a group-norm model never sees padding in training (as when it is scored);
+    the shares logged per epoch (and written to metrics.json) are those of the batches it really trained on."""
+    plan, decoded, model_args, data_args, training_args = prepared(corpora, tmp_path / "cache", "classification",
+                                                                   "--max_duration", "0", *flags)
+    if "--config_overrides" in flags:  # the layer-norm model's extractor returns the attention mask it was trained with
+        plan.feature_extractor.return_attention_mask = True
+    training_args = dataclasses.replace(training_args, per_device_train_batch_size=4, num_train_epochs=2)
+    result = finetune(plan.corpus, decoded, plan.runs[0], model_args, data_args, training_args, plan.feature_extractor,
+                      plan.model_config, work_dir=tmp_path / "work")
+    assert len(result.padded_share) == len(result.cropped_share) == 2
+    assert all(share > 0.05 for share in (result.padded_share if padded else result.cropped_share))
+    assert all(share == 0 for share in (result.cropped_share if padded else result.padded_share))

@@ -155,8 +155,23 @@ class DataArguments:
         metadata={"help": "Zero-pad every clip to max_duration before normalizing it (the seed's way)."},
     )
     random_crop: bool = field(default=True, metadata={"help": "Random training windows (False: always the start)."})
+    length_grouping: int = field(
+        default=8,
+        metadata={"help": "Training batches drawn from random groups of this many batches' worth of clips sorted by "
+                  "length: clips of similar length share a batch (little padding or cropping), and which clips meet "
+                  "changes every epoch. 0: plain random batches."},
+    )
+    pad_to_longest: bool | None = field(
+        default=None,
+        metadata={"help": "Training batches padded to their longest clip (true) or every clip cut to a random window as "
+                  "long as its batch's shortest (false: no padding). Default: pad only models that pad exactly (a "
+                  "layer-norm encoder with an attention mask); a group-norm model (wav2vec 2.0 base, HuBERT base, "
+                  "voc2vec) trained on padded batches learns from the padding, which it never sees when scored."},
+    )
 
     def __post_init__(self):
+        require(self.length_grouping >= 0, "--length_grouping", f"must be 0 (random batches) or more, got {self.length_grouping}",
+                "pass e.g. 8")
         require(self.min_clips_per_class >= 0, "--min_clips_per_class", f"must be 0 or more, got {self.min_clips_per_class}",
                 "pass 0 to keep every class")
         require(self.max_duration is None or (math.isfinite(self.max_duration) and self.max_duration >= 0), "--max_duration",

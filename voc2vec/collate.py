@@ -13,6 +13,10 @@ std 2.65 instead of 1. The attention mask is passed only to models trained with 
 without a mask and get worse with one); the heads of voc2vec get each clip's true length (`input_lengths`)
 separately, so they pool over true frames whatever the encoder is given.
 
+Training batches need not pad at all: with `crop_to_shortest` every clip of a batch becomes a random window as long
+as the batch's shortest clip, and `LengthGroupedBatchSampler` puts clips of similar length together so that little
+audio is dropped (fine-tuning does this for models that cannot pad exactly: see `voc2vec.finetune`).
+
 Spectrogram feature extractors (Whisper's log-mel, AST's filter banks, wav2vec 2.0-BERT's stacked filter banks)
 work the same way: each clip is turned into its features alone, then the batch is padded along the time axis (a
 no-op for Whisper and AST, whose extractors already pad every clip to the model's fixed input). `input_lengths`
@@ -163,6 +167,69 @@ def padding_counts(batch: dict, fixed_size: bool = False) -> tuple[int, int]:
     return true, time_size * len(lengths) - true
 
 
+def crop_to_shortest(items: list[dict]) -> tuple[list[dict], np.ndarray]:
+    """Every clip cut to a random window as long as the batch's shortest clip (torch's generator: the Trainer seeds
+    it); returns the new items and the samples each clip lost."""
+    shortest = min(len(item["input_values"]) for item in items)
+    cropped, dropped = [], []
+    for item in items:
+        audio = item["input_values"]
+        # Drawn only where there is a choice, so batches of equal-length clips leave the random stream as it was.
+        start = int(torch.randint(0, len(audio) - shortest + 1, ())) if len(audio) > shortest else 0  # + 1: up to the last sample
+        cropped.append({**item, "input_values": audio[start : start + shortest]})
+        dropped.append(len(audio) - shortest)
+    return cropped, np.asarray(dropped, dtype=np.int64)
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, group_batches: int, rng: np.random.Generator, accumulation: int = 1
+) -> list[list[int]]:
+    """One epoch of training batches of clips of similar length, whose membership still changes every epoch.
+
+    The positions are shuffled and cut into groups of `group_batches` updates (`batch_size * accumulation` clips
+    each); each group is sorted by length and cut into updates, the order of all updates is shuffled, and each
+    update is cut into its `accumulation` batches. Padding (or cropping to a batch's shortest clip) then costs little,
+    which clips meet is new each epoch, and an update holds the same clips however it is split into accumulation
+    steps. `group_batches=0`: plain random batches.
+    """
+    order = rng.permutation(len(lengths))
+    update = batch_size * accumulation
+    if group_batches <= 0:
+        updates = [order[start : start + update] for start in range(0, len(order), update)]
+    else:
+        updates = []
+        for start in range(0, len(order), group_batches * update):
+            members = order[start : start + group_batches * update]
+            members = members[np.argsort(lengths[members], kind="stable")]
+            updates += [members[offset : offset + update] for offset in range(0, len(members), update)]
+        rng.shuffle(updates)
+    return [members[offset : offset + batch_size].tolist() for members in updates for offset in range(0, len(members), batch_size)]
+
+
+class LengthGroupedBatchSampler:
+    """`length_grouped_batches` as a DataLoader batch sampler: a new draw every epoch, a function of (seed, epoch)."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, group_batches: int, seed: int, accumulation: int = 1):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.group_batches = group_batches
+        self.accumulation = accumulation
+        self.seed = seed
+        self.epoch = 0
+
+    def batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return length_grouped_batches(self.lengths, self.batch_size, self.group_batches, rng, self.accumulation)
+
+    def __iter__(self):
+        batches = self.batches()
+        self.epoch += 1  # the next pass (epoch) draws anew
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return len(self.batches())  # cheap: one permutation and a sort per group
+
+
 def uses_attention_mask(feature_extractor) -> bool:
     """Whether the model was trained with attention masks (its feature extractor returns them)."""
     return bool(getattr(feature_extractor, "return_attention_mask", False))
@@ -178,18 +245,26 @@ class AudioCollator:
         return_input_lengths: add `input_lengths` (true samples per clip; true feature frames for spectrogram
             models) for heads that pool over true frames (`voc2vec.heads.AudioModelWithLSTMHead`) and for pooled
             embeddings; the plain transformers heads do not take it.
+        crop_to_shortest: training batches without padding: every clip of a batch becomes a random window as long as
+            its shortest clip (torch's generator, which the Trainer seeds), and the batch says how many samples that
+            dropped (`cropped_samples`, per clip; `FineTuningTrainer` logs the share and takes it out of the inputs).
     """
 
-    def __init__(self, feature_extractor, pass_attention_mask: bool | None = None, return_input_lengths: bool = False):
+    def __init__(self, feature_extractor, pass_attention_mask: bool | None = None, return_input_lengths: bool = False,
+                 crop_to_shortest: bool = False):
         self.feature_extractor = feature_extractor
         self.pass_attention_mask = uses_attention_mask(feature_extractor) if pass_attention_mask is None else pass_attention_mask
         self.return_input_lengths = return_input_lengths
+        self.crop_to_shortest = crop_to_shortest
         self.padding_value = float(getattr(feature_extractor, "padding_value", 0.0))
         # Audio actually seen vs padding added, summed until `reset_padding_counts`: training logs the padded share.
         self.true_samples = 0
         self.padded_samples = 0
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        cropped = None
+        if self.crop_to_shortest:
+            items, cropped = crop_to_shortest(items)
         featurized = [clip_features(self.feature_extractor, item["input_values"]) for item in items]
         name, time_axis = featurized[0].name, featurized[0].time_axis
         lengths = np.asarray([features.length for features in featurized], dtype=np.int64)
@@ -201,6 +276,8 @@ class AudioCollator:
             batch["attention_mask"] = torch.from_numpy((np.arange(longest)[None, :] < lengths[:, None]).astype(np.int64))
         if self.return_input_lengths:
             batch["input_lengths"] = torch.from_numpy(lengths)
+        if cropped is not None:
+            batch["cropped_samples"] = torch.from_numpy(cropped)
         if "labels" in items[0]:
             labels = np.stack([np.asarray(item["labels"]) for item in items])
             batch["labels"] = torch.from_numpy(labels.astype(np.float32) if labels.dtype.kind == "f" else labels.astype(np.int64))

@@ -157,6 +157,7 @@ def run_split(
         "epochs_trained": result.epochs_trained,
         "best_checkpoint_step": result.best_checkpoint_step,
         "padded_share_of_training_audio": result.padded_share,
+        "cropped_share_of_training_audio": result.cropped_share,
         "timing_seconds": result.timing_seconds | {"total": time.perf_counter() - started},
         **getattr(result, "report", {}),  # probing: learned layer weights, best epoch, feature cache
         **(extra_metadata or {}),

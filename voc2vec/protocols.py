@@ -159,6 +159,8 @@ class PaperCV(Protocol):
         ("data", "max_duration"): 7.0,
         ("data", "pad_to_max_duration"): True,
         ("data", "random_crop"): False,
+        ("data", "length_grouping"): 0,  # the seed's Trainer drew plain random batches
+        ("data", "pad_to_longest"): True,  # of clips all 7 s long: nothing is padded or cropped
         ("model", "class_weighted_loss"): True,
         ("model", "freeze_feature_encoder"): False,
         ("training", "metric_for_best_model"): "macro_f1",
