@@ -46,16 +46,19 @@ def test_cropped_training_batches_hold_no_padding_and_windows_reach_every_start(
     torch.manual_seed(0)
     starts = set()
     for _ in range(200):
-        cropped, dropped = crop_to_shortest([{"input_values": clip, "labels": 0} for clip in clips])
+        cropped, dropped = crop_to_shortest([{"input_values": clip, "labels": 0} for clip in clips], multiple=1)
         assert [len(item["input_values"]) for item in cropped] == [4000] * 3 and dropped.tolist() == [0, 3, 1]
         window = cropped[1]["input_values"]
         assert np.array_equal(window, np.arange(window[0], window[0] + 4000))  # one piece of the clip, in order
         starts.add(int(window[0]))
     assert starts == {0, 1, 2, 3}  # the 4003-sample clip's window may end at its last sample
     _, group_norm = check_model_source(ModelArguments(model_name_or_path=TINY_MODEL))
+    # The collator rounds the window down to a multiple of 0.1 s (1600 samples), so that batches share a few shapes.
     batch = AudioCollator(group_norm, return_input_lengths=True, crop_to_shortest=True)([{"input_values": clip} for clip in clips])
-    assert batch["input_values"].shape == (3, 4000) and batch["input_lengths"].tolist() == [4000] * 3
-    assert batch["cropped_samples"].tolist() == [0, 3, 1]
+    assert batch["input_values"].shape == (3, 3200) and batch["input_lengths"].tolist() == [3200] * 3
+    assert batch["cropped_samples"].tolist() == [800, 803, 801]
+    short = AudioCollator(group_norm, crop_to_shortest=True)([{"input_values": clip[:1000]} for clip in clips])
+    assert short["input_values"].shape == (3, 1000)  # shorter than 0.1 s: the shortest clip whole
     np.testing.assert_allclose(batch["input_values"].std(dim=-1, unbiased=False).numpy(), 1, atol=1e-3)  # each normalized alone
     padded = AudioCollator(group_norm, return_input_lengths=True)([{"input_values": clip} for clip in clips])
     assert padded["input_values"].shape == (3, 4003) and "cropped_samples" not in padded
