@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamo_plugin=compile_plugin(training_args),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+                        level=logging.INFO if accelerator.is_main_process else logging.WARNING, force=True)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # the float32 parts (quantizer, losses)
     set_seed(training_args.seed)
