@@ -23,12 +23,11 @@ import logging
 import sys
 from pathlib import Path
 
-import transformers
-
 from voc2vec.arguments import DataArguments, FineTuningTrainingArguments, ModelArguments, ProtocolArguments, parse_arguments
 from voc2vec.distributed import OtherRankFailed, main_process_first, start
 from voc2vec.errors import check_writable_dir, exit_on_user_error
 from voc2vec.evaluation import decode, headline, plan_evaluation, publish_model, run_split
+from voc2vec.logs import configure_logging
 from voc2vec.rundir import METRICS_FILE
 
 logger = logging.getLogger("run_classification")
@@ -41,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     model_args, data_args, protocol_args, training_args, _ = parse_arguments(
         (ModelArguments, DataArguments, ProtocolArguments, FineTuningTrainingArguments), argv
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, force=True)
-    transformers.utils.logging.set_verbosity_warning()
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # its per-evaluation gather notes are noise here
+    configure_logging(quiet_libraries=True)
     output_dir = Path(training_args.output_dir)
     if launch.is_main:
         check_writable_dir(output_dir, "--output_dir")

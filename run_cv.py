@@ -39,6 +39,7 @@ from voc2vec.distributed import Launch, OtherRankFailed, main_process_first, sha
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error, user_error_types
 from voc2vec.cards import write_classifier_card
 from voc2vec.evaluation import decode, headline, plan_evaluation, publish_model, run_hyperparameters, run_split
+from voc2vec.logs import configure_logging
 from voc2vec.results import IncompleteResults, merge_folds, write_grid
 from voc2vec.rundir import (
     CV_CONFIG_FILE,
@@ -355,9 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     launch = start(argv)  # under accelerate launch / torchrun: before the training arguments pick a device
     model_args, data_args, protocol_args, cv_args, training_args, grid = parse_arguments(ARGUMENT_TYPES, argv)
     rank = f" [rank {launch.rank}]" if launch.distributed else ""
-    logging.basicConfig(format=f"%(asctime)s %(levelname)s %(name)s{rank}: %(message)s", level=logging.INFO, force=True)
-    transformers.utils.logging.set_verbosity_warning()
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # its per-evaluation gather notes are noise here
+    configure_logging(fmt=f"%(asctime)s %(levelname)s %(name)s{rank}: %(message)s", quiet_libraries=True)
     if training_args.disable_tqdm:  # also the per-checkpoint "Writing model shards" bars, one per epoch and fold
         transformers.utils.logging.disable_progress_bar()
 

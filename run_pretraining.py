@@ -44,6 +44,7 @@ from transformers import (
 
 from voc2vec.arguments import parse_arguments as parse_config_and_flags
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error
+from voc2vec.logs import configure_logging
 from voc2vec.pretraining.batching import (
     LENGTH_TOTALS,
     DurationBucketBatchSampler,
@@ -377,8 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=objective.config.layerdrop > 0)],
         dynamo_plugin=compile_plugin(training_args),
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        level=logging.INFO if accelerator.is_main_process else logging.WARNING, force=True)
+    configure_logging(logging.INFO if accelerator.is_main_process else logging.WARNING)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # the float32 parts (quantizer, losses)
     set_seed(training_args.seed)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from voc2vec.arguments import DataArguments, ModelArguments, parse_arguments, require
 from voc2vec.errors import UserError, check_writable_dir, exit_on_user_error
+from voc2vec.logs import configure_logging
 
 logger = logging.getLogger("voc2vec.tsne")
 
@@ -135,7 +136,7 @@ def plot_panels(panels: list[tuple[str, np.ndarray]], targets: np.ndarray, label
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args, data_args, _ = parse_arguments((MapArguments, DataArguments), sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, force=True)
+    configure_logging()
     from voc2vec.tasks import CLASSIFICATION, load_task_corpus
 
     output = Path(args.output)
