@@ -31,15 +31,25 @@ def test_a_second_call_logs_to_the_current_stream_not_a_closed_one(monkeypatch):
     assert len(root.handlers) == 1
 
 
-def test_someone_elses_handler_is_kept_and_nothing_is_printed_twice(monkeypatch):
+def test_an_applications_console_handler_is_kept_and_nothing_is_printed_twice(monkeypatch):
     root = bare_root(monkeypatch)
-    theirs = io.StringIO()
-    root.addHandler(logging.StreamHandler(theirs))
-    ours = io.StringIO()
-    monkeypatch.setattr("sys.stderr", ours)
+    console = io.StringIO()
+    monkeypatch.setattr("sys.stderr", console)
+    root.addHandler(logging.StreamHandler(console))  # theirs, on the same stderr
     configure_logging(logging.INFO)
     logging.getLogger("test_logs").info("hello")
-    assert theirs.getvalue() == "hello\n" and ours.getvalue() == ""
+    assert console.getvalue() == "hello\n"
+
+
+def test_a_capture_handler_is_kept_and_the_log_still_reaches_stderr(monkeypatch):
+    root = bare_root(monkeypatch)
+    captured = io.StringIO()  # like pytest's caplog or a log file: the user sees none of it
+    root.addHandler(logging.StreamHandler(captured))
+    console = io.StringIO()
+    monkeypatch.setattr("sys.stderr", console)
+    configure_logging(logging.INFO, fmt="%(message)s")
+    logging.getLogger("test_logs").info("hello")
+    assert captured.getvalue() == "hello\n" and console.getvalue() == "hello\n"
 
 
 def test_the_level_applies_even_when_another_handler_prints(monkeypatch):

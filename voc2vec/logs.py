@@ -3,7 +3,8 @@
 ``logging.basicConfig(force=True)`` would also remove handlers that are not ours (pytest's caplog, a notebook's,
 an application's that calls ``main()``), and plain ``basicConfig`` keeps the first call's handler: a second
 ``main()`` in the same process then logs through a handler bound to a stream that may be closed by now. We replace
-only the handler an earlier call installed.
+only the handler an earlier call installed, and add ours unless another handler already writes to ``sys.stderr``:
+a capture handler (pytest's caplog, a log file) does not show the user anything, so ours still prints.
 """
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ class _EntryPointHandler(logging.StreamHandler):
     """The handler ``configure_logging`` installs, told apart from anyone else's by its class."""
 
 
+def _prints_to_stderr(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stderr
+
+
 def configure_logging(level: int = logging.INFO, fmt: str = DEFAULT_FORMAT, quiet_libraries: bool = False) -> None:
     """Log to the current ``sys.stderr`` at ``level``; ``quiet_libraries``: transformers and accelerate at WARNING."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _EntryPointHandler)]:
         root.removeHandler(handler)
-    if not root.handlers:  # someone else's handlers (caplog, an application's) already print: don't print twice
+    if not any(_prints_to_stderr(h) for h in root.handlers):  # an application's console handler: don't print twice
         handler = _EntryPointHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(fmt))
         root.addHandler(handler)
