@@ -34,11 +34,11 @@ logger = logging.getLogger("run_classification")
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     launch = start(argv, data_parallel_only=True)  # under accelerate launch / torchrun: DDP, rank 0 writes
     model_args, data_args, protocol_args, training_args, _ = parse_arguments(
-        (ModelArguments, DataArguments, ProtocolArguments, FineTuningTrainingArguments), argv
+        (ModelArguments, DataArguments, ProtocolArguments, FineTuningTrainingArguments), argv, prog
     )
     configure_logging(quiet_libraries=True)
     output_dir = Path(training_args.output_dir)

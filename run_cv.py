@@ -351,10 +351,10 @@ def merge_grid(cells: dict, launch: Launch) -> tuple[dict, dict]:
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     launch = start(argv)  # under accelerate launch / torchrun: before the training arguments pick a device
-    model_args, data_args, protocol_args, cv_args, training_args, grid = parse_arguments(ARGUMENT_TYPES, argv)
+    model_args, data_args, protocol_args, cv_args, training_args, grid = parse_arguments(ARGUMENT_TYPES, argv, prog)
     rank = f" [rank {launch.rank}]" if launch.distributed else ""
     configure_logging(fmt=f"%(asctime)s %(levelname)s %(name)s{rank}: %(message)s", quiet_libraries=True)
     if training_args.disable_tqdm:  # also the per-checkpoint "Writing model shards" bars, one per epoch and fold

@@ -279,9 +279,9 @@ class TrainingProgress:
         self.update, self.batches_consumed = state["update"], state["batches_consumed"]
 
 
-def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, PretrainingArguments]:
+def parse_arguments(argv: list[str] | None = None, prog: str | None = None) -> tuple[ModelArguments, DataArguments, PretrainingArguments]:
     """A YAML (or JSON) file as first argument gives the values; flags after it override them."""
-    *arguments, grid = parse_config_and_flags((ModelArguments, DataArguments, PretrainingArguments), argv)
+    *arguments, grid = parse_config_and_flags((ModelArguments, DataArguments, PretrainingArguments), argv, prog=prog)
     if grid is not None:
         raise UserError("pretraining configs take no grid: section", where=argv[0] if argv else None,
                         fix="remove it (grids are run_cv.py's)")
@@ -362,8 +362,8 @@ def write_model_card(final_dir: Path, training_args, model_args, data_args, obje
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    model_args, data_args, training_args = parse_arguments(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    model_args, data_args, training_args = parse_arguments(argv, prog)
     output_dir = Path(training_args.output_dir)
     objective = objective_for(model_args)  # reads the model config only
     check_output_folders(model_args, data_args, training_args, objective)

@@ -339,7 +339,7 @@ def check_report_to(report_to: None | str | list[str]) -> None:
                             fix=f"install {name} (its Python package), or {choices}")
 
 
-def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
+def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None, prog: str | None = None) -> tuple:
     """Parse `dataclass_types` from `argv`: flags, a YAML/JSON file, or a file followed by overriding flags.
 
     A config file may hold a `grid:` section (model x dataset grids of `run_cv.py`); it is returned as the last
@@ -347,11 +347,12 @@ def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tu
 
     Every mistake is a `UserError` that names the file or flag: an unknown key or flag, a YAML/JSON syntax error
     (with its line), a value a dataclass's `__post_init__` refuses. argparse's own type errors ("invalid int
-    value") print argparse's usage line and exit 2, as in every Hugging Face example.
+    value") print argparse's usage line and exit 2, as in every Hugging Face example. `prog` names the command in
+    --help (default: the script's file name).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     source = argv[0] if argv and argv[0].endswith(CONFIG_FILE_SUFFIXES) else "command line"
-    parser = ArgumentParser(dataclass_types, source=source)
+    parser = ArgumentParser(dataclass_types, source=source, prog=prog)
     grid = None
     if source != "command line":
         config = read_config_file(argv[0])

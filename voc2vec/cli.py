@@ -351,20 +351,20 @@ def script_main(name: str) -> Callable[[list[str]], int | None]:
     return module.main
 
 
-def delegate_to_script(name: str) -> Callable[[list[str]], int | None]:
-    return lambda argv: script_main(name)(resolve_config_argument(argv))
+def delegate_to_script(name: str, command: str) -> Callable[[list[str]], int | None]:
+    return lambda argv: script_main(name)(resolve_config_argument(argv), prog=f"voc2vec {command}")
 
 
 def run_stats(argv: list[str]) -> int | None:
     from voc2vec.corpora import main
 
-    return main(["stats", *argv])
+    return main(["stats", *argv], prog="voc2vec")
 
 
 def run_tsne(argv: list[str]) -> int | None:
     from voc2vec.tsne import main
 
-    return main(argv)
+    return main(argv, prog="voc2vec tsne")
 
 
 def run_mixture(argv: list[str]) -> int | None:
@@ -376,7 +376,7 @@ def run_mixture(argv: list[str]) -> int | None:
     if argv and argv[0] in ("prepare", "stats"):
         from voc2vec.mixture import main
 
-        return main(resolve_config_argument(argv, 1) if argv[0] == "prepare" else argv)
+        return main(resolve_config_argument(argv, 1) if argv[0] == "prepare" else argv, prog="voc2vec mixture")
     parser = ArgumentParser(prog="voc2vec mixture", description="The Voc125 pretraining mixture.")
     commands = parser.add_subparsers(dest="command", metavar="{prepare,stats,push}")
     commands.add_parser("prepare", help="write (or resume writing) the mixture a YAML config describes (see `voc2vec mixture prepare --help`)")
@@ -397,9 +397,9 @@ for _command in (
     Command("push", "upload a model folder to the Hugging Face Hub", push_arguments, run_push),
     Command("stats", "a corpus's Table II row, per-class counts and speakers (voc2vec stats NAME --data_dir DIR)", delegate=run_stats),
     Command("mixture", "the Voc125 pretraining mixture: prepare, stats, push", delegate=run_mixture),
-    Command("cv", "k-fold cross-validation (= python run_cv.py ...)", delegate=delegate_to_script("run_cv")),
-    Command("finetune", "fine-tune on one split (= python run_classification.py ...)", delegate=delegate_to_script("run_classification")),
-    Command("pretrain", "self-supervised pretraining (= python run_pretraining.py ...)", delegate=delegate_to_script("run_pretraining")),
+    Command("cv", "k-fold cross-validation (= python run_cv.py ...)", delegate=delegate_to_script("run_cv", "cv")),
+    Command("finetune", "fine-tune on one split (= python run_classification.py ...)", delegate=delegate_to_script("run_classification", "finetune")),
+    Command("pretrain", "self-supervised pretraining (= python run_pretraining.py ...)", delegate=delegate_to_script("run_pretraining", "pretrain")),
     Command("curves", "plot a pretraining run's metrics.jsonl", curves_arguments, run_curves),
     Command("tsne", "t-SNE (or UMAP) of pooled embeddings, one panel per model, coloured by class (the paper's Figure 1)",
             delegate=run_tsne),

@@ -248,8 +248,8 @@ def format_stats(name: str, stats: dict) -> str:
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voc2vec.corpora", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m voc2vec.corpora") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     stats_parser = commands.add_parser("stats", help="print a corpus's Table II row, per-class counts and speakers")
     commands.add_parser("list", help="list the corpora with a loading script")

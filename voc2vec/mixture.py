@@ -545,8 +545,8 @@ def read_config(path: str | os.PathLike) -> dict:
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voc2vec.mixture", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m voc2vec.mixture") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="write (or resume writing) the mixture described by a YAML config")
     prepare.add_argument("config", help="YAML file: corpora (name -> data_dir and loader options) and settings, e.g. configs/voc125.yaml")

@@ -134,8 +134,8 @@ def plot_panels(panels: list[tuple[str, np.ndarray]], targets: np.ndarray, label
 
 
 @exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    args, data_args, _ = parse_arguments((MapArguments, DataArguments), sys.argv[1:] if argv is None else argv)
+def main(argv: list[str] | None = None, prog: str = "python -m voc2vec.tsne") -> int:
+    args, data_args, _ = parse_arguments((MapArguments, DataArguments), sys.argv[1:] if argv is None else argv, prog=prog)
     configure_logging()
     from voc2vec.tasks import CLASSIFICATION, load_task_corpus
 
